@@ -1,0 +1,88 @@
+"""Importers: detect a file's format, read it into a normalised Batch, load it in one transaction.
+
+Adapter modules each export ``ADAPTERS: list[Adapter]``. Auto-detection tries them in the
+order of ``ADAPTER_MODULES`` (most specific first) and takes the first whose ``detect`` says yes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+from ..errors import ArenatreeError, InputError
+from ..store import writer
+from .base import Adapter, Batch
+from .load import ImportReport, load_batches, path_sha256
+
+ADAPTER_MODULES = [
+    "llmfao",
+    "pandalm",
+    "math_results",
+    "alpaca_eval",
+    "arena_hard",
+    "arena",
+    "kaggle",
+    "generic",
+]
+DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def adapters() -> dict[str, Adapter]:
+    """All adapters by name, in detection order."""
+    out: dict[str, Adapter] = {}
+    for mod in ADAPTER_MODULES:
+        for a in importlib.import_module(f"{__name__}.{mod}").ADAPTERS:
+            out[a.name] = a
+    return out
+
+
+def detect(path: Path) -> Adapter:
+    """The first adapter that recognises ``path``; InputError if none does."""
+    for a in adapters().values():
+        if a.detect(path):
+            return a
+    raise InputError(
+        path,
+        "cannot tell the format from the file's name and fields; pass --format "
+        f"(one of: {', '.join(adapters())})",
+    )
+
+
+def read(path: str | Path, fmt: str = "auto", options: dict[str, str] | None = None) -> Batch:
+    """Read one path with the named adapter (or the detected one) into a Batch."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(p, "no such file or folder")
+    if fmt == "auto":
+        adapter = detect(p)
+    else:
+        known = adapters()
+        if fmt not in known:
+            raise ArenatreeError(f"unknown format {fmt!r} (one of: auto, {', '.join(known)})")
+        adapter = known[fmt]
+    return adapter.read(p, dict(options or {}))
+
+
+def ingest(
+    paths: Iterable[str | Path],
+    dataset: str,
+    fmt: str = "auto",
+    options: dict[str, str] | None = None,
+    db: str | Path | None = None,
+) -> list[ImportReport]:
+    """Read every path, then write them all to the store in one transaction.
+
+    Nothing is written unless every path reads and validates cleanly.
+    """
+    if not DATASET_NAME.match(dataset):
+        raise ArenatreeError(
+            f"dataset name {dataset!r}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    batches = []
+    for path in paths:
+        batch = read(path, fmt, options)
+        batches.append((batch, path_sha256(Path(path))))
+    with writer(db) as con:
+        return load_batches(con, dataset, batches)

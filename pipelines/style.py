@@ -1,0 +1,99 @@
+"""Style features of a response, computed inside DuckDB at import time.
+
+Definitions (the same as FastChat's ``count_markdown_elements`` used for LMArena's style
+control, applied after removing fenced code blocks with the pattern ```` ```[^`]*``` ````):
+
+* headers: lines starting with 1-6 ``#`` followed by white space (h1..h6 summed);
+* lists: ordered ``^\\s*\\d+\\.\\s`` plus unordered ``^\\s*[-*+]\\s`` items;
+* bold: ``**text**`` plus ``__text__`` spans on one line;
+* tokens: pieces of GPT-4's cl100k pre-tokenisation pattern, counted on the full text
+  (code included, as LMArena counts answer tokens). Every piece is at least one BPE token, so
+  this is a close lower bound of tiktoken's count that needs no download;
+* refusal: a documented phrase heuristic over the first 300 characters (REFUSAL_PATTERN);
+* identity_leak: the response names a model or vendor, using FastChat's ``IDENTITY_WORDS``
+  list from ``clean_battle_data.py`` (whole words, case-insensitive).
+
+Counts for a source that ships its own (LMArena ``conv_metadata``) are taken from the source.
+"""
+
+from __future__ import annotations
+
+CODE_BLOCK = r"```[^`]*```"
+HEADER = r"(?m)^#{1,6}\s"
+ORDERED = r"(?m)^\s*\d+\.\s"
+UNORDERED = r"(?m)^\s*[-*+]\s"
+BOLD_STARS = r"\*\*[^*\n]+\*\*"
+BOLD_UNDERSCORES = r"__[^_\n]+__"
+# cl100k_base pre-tokeniser (tiktoken), in RE2 syntax.
+TOKEN = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\pL\pN]?\pL+|\pN{1,3}| ?[^\s\pL\pN]+[\r\n]*|\s*[\r\n]+|\s+"
+)
+
+REFUSAL_PATTERN = (
+    r"(?i)^\W*(?:"
+    r"(?:i'm|i am|i’m) (?:sorry|afraid)|i apologi[sz]e|sorry|unfortunately|as an ai\b"
+    r"|i (?:can't|can’t|cannot|can not|won't|will not|am unable to|'m unable to|am not able to)"
+    r")[^\n]{0,120}?\b(?:can't|can’t|cannot|can not|unable to|not able to|won't|will not|"
+    r"must decline|decline to|not (?:comfortable|appropriate|allowed|permitted)|against (?:my|the) "
+    r"(?:guidelines|policy|policies|programming))"
+)
+# FastChat fastchat/serve/monitor/clean_battle_data.py IDENTITY_WORDS
+IDENTITY_WORDS = [
+    "vicuna",
+    "lmsys",
+    "koala",
+    "uc berkeley",
+    "open assistant",
+    "laion",
+    "chatglm",
+    "chatgpt",
+    "gpt-4",
+    "openai",
+    "anthropic",
+    "claude",
+    "bard",
+    "palm",
+    "lamda",
+    "google",
+    "gemini",
+    "llama",
+    "qianwan",
+    "qwen",
+    "alibaba",
+    "mistral",
+    "zhipu",
+    "keg lab",
+    "01.ai",
+    "ai2",
+    "tülu",
+    "tulu",
+    "deepseek",
+    "hermes",
+    "cohere",
+    "dbrx",
+    "databricks",
+]
+IDENTITY_PATTERN = r"(?i)\b(?:" + "|".join(w.replace(".", r"\.") for w in IDENTITY_WORDS) + r")\b"
+
+
+def _q(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def _count(expr: str, pattern: str) -> str:
+    return f"len(regexp_extract_all({expr}, {_q(pattern)}))"
+
+
+def response_features_sql(col: str) -> str:
+    """SQL select-list (tokens, headers, lists, bold, refusal, identity_leak) for text column ``col``."""
+    stripped = f"regexp_replace({col}, {_q(CODE_BLOCK)}, '', 'g')"
+    return ", ".join(
+        [
+            f"CAST({_count(col, TOKEN)} AS INTEGER)",
+            f"CAST({_count(stripped, HEADER)} AS INTEGER)",
+            f"CAST({_count(stripped, ORDERED)} + {_count(stripped, UNORDERED)} AS INTEGER)",
+            f"CAST({_count(stripped, BOLD_STARS)} + {_count(stripped, BOLD_UNDERSCORES)} AS INTEGER)",
+            f"regexp_matches(left({col}, 300), {_q(REFUSAL_PATTERN)})",
+            f"regexp_matches({col}, {_q(IDENTITY_PATTERN)})",
+        ]
+    )

@@ -1,0 +1,26 @@
+"""Shared fixtures: the real bundled data and a fresh database per test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipelines.paths import shared_data_dir
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The bundled real data (../shared/data or $ARENATREE_DATA). Its absence is an error,
+    not a skip: the suite is meant to run on the real files."""
+    d = shared_data_dir()
+    assert d is not None and d.is_dir(), "bundled data not found: set ARENATREE_DATA"
+    return d
+
+
+@pytest.fixture()
+def db(tmp_path: Path) -> Path:
+    """Path of a fresh (not yet created) database file in a temp folder."""
+    return tmp_path / "arenatree.duckdb"
