@@ -24,7 +24,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import duckdb
@@ -32,6 +32,7 @@ import duckdb
 from .errors import ArenatreeError, StoreBusyError
 
 DEFAULT_DB = Path("data") / "arenatree.duckdb"
+READER_WAIT = 10.0  # seconds a reader waits for a writer when it must (re)make the snapshot
 
 # Each entry migrates the schema from version i to i + 1. Never edit a released entry:
 # append a new one. Version 0 is an empty file.
@@ -248,10 +249,13 @@ def writer(
         try:
             migrate(con)
             yield con
-            run(con, "CHECKPOINT")
         finally:
+            # Publish even when the session failed: whatever it committed before the failure
+            # is in the file, and readers should see it (an open transaction rolls back here).
+            with suppress(duckdb.Error):
+                run(con, "CHECKPOINT")
             con.close()
-        publish(p)
+            publish(p)
 
 
 def snapshot_version(path: str | os.PathLike | None = None) -> tuple[int, int] | None:
@@ -277,13 +281,13 @@ def reader(path: str | os.PathLike | None = None) -> Iterator[duckdb.DuckDBPyCon
     if not snap.exists():
         if not p.exists():
             raise ArenatreeError(f"{p}: no database yet; import data with 'arenatree ingest'")
-        with writer(p):
+        with writer(p, timeout=READER_WAIT):
             pass
     con = duckdb.connect(str(snap), read_only=True)
     try:
         if schema_version(con) != SCHEMA_VERSION:
             con.close()
-            with writer(p):  # migrate the main file forward, republish
+            with writer(p, timeout=READER_WAIT):  # migrate the main file forward, republish
                 pass
             con = duckdb.connect(str(snap), read_only=True)
         yield con

@@ -29,13 +29,18 @@ TOKEN = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\pL\pN]?\pL+|\pN{1,3}| ?[^\s\pL\pN]+[\r\n]*|\s*[\r\n]+|\s+"
 )
 
+_CANT = r"(?:can't|can’t|cannot|can not|won't|won’t|will not|unable to|not able to)"
 REFUSAL_PATTERN = (
     r"(?i)^\W*(?:"
-    r"(?:i'm|i am|i’m) (?:sorry|afraid)|i apologi[sz]e|sorry|unfortunately|as an ai\b"
-    r"|i (?:can't|can’t|cannot|can not|won't|will not|am unable to|'m unable to|am not able to)"
-    r")[^\n]{0,120}?\b(?:can't|can’t|cannot|can not|unable to|not able to|won't|will not|"
-    r"must decline|decline to|not (?:comfortable|appropriate|allowed|permitted)|against (?:my|the) "
-    r"(?:guidelines|policy|policies|programming))"
+    # an apology or "as an AI" followed by a refusal within the same line
+    r"(?:(?:i'm|i am|i’m) (?:sorry|afraid)|i apologi[sz]e|sorry|unfortunately|as an ai\b)"
+    r"[^\n]{0,120}?\b(?:can't|can’t|cannot|can not|unable to|not able to|won't|won’t|will not|"
+    r"must decline|decline to|not (?:comfortable|appropriate|allowed|permitted)|"
+    r"against (?:my|the) (?:guidelines|policy|policies|programming))"
+    # or an outright "I can't help / assist / provide ..."
+    r"|(?:i|i'm|i’m|i am) " + _CANT + r" (?:\w+ ){0,2}?"
+    r"(?:help|assist|provide|comply|fulfil|fulfill|do|create|write|generate|engage|support|answer|give|share|produce|complete|participate|discuss|offer)\b"
+    r")"
 )
 # FastChat fastchat/serve/monitor/clean_battle_data.py IDENTITY_WORDS
 IDENTITY_WORDS = [

@@ -14,7 +14,8 @@ from pathlib import Path
 from ..errors import ArenatreeError, InputError
 from ..store import writer
 from .base import Adapter, Batch
-from .load import ImportReport, load_batches, path_sha256
+from .readers import check_bytes, is_parquet
+from .load import ImportReport, load_batches, path_sha256, validate_batch
 
 ADAPTER_MODULES = [
     "llmfao",
@@ -55,6 +56,11 @@ def read(path: str | Path, fmt: str = "auto", options: dict[str, str] | None = N
     p = Path(path)
     if not p.exists():
         raise InputError(p, "no such file or folder")
+    if p.is_file():  # empty and binary files get their own message, whatever the format
+        with open(p, "rb") as fh:
+            head = fh.read(65536)
+        if not is_parquet(p):
+            check_bytes(p, head)
     if fmt == "auto":
         adapter = detect(p)
     else:
@@ -78,11 +84,13 @@ def ingest(
     """
     if not DATASET_NAME.match(dataset):
         raise ArenatreeError(
-            f"dataset name {dataset!r}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+            f"dataset name {dataset!r}: use 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
         )
     batches = []
     for path in paths:
         batch = read(path, fmt, options)
+        validate_batch(batch)
         batches.append((batch, path_sha256(Path(path))))
     with writer(db) as con:
         return load_batches(con, dataset, batches)

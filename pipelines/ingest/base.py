@@ -103,6 +103,7 @@ class Batch:
     skipped: list[Skip] = field(default_factory=list)
     origin: str | None = None
     license: str | None = None
+    line_unit: str = "line"  # what ``line`` counts: 'line' (text lines) or 'record'
 
 
 @dataclass(frozen=True)

@@ -102,7 +102,7 @@ def _fail(batch: Batch, df: pd.DataFrame, mask: pd.Series, field: str, message) 
     row = df[mask.to_numpy()].iloc[0]
     msg = message(row) if callable(message) else message
     line = int(row["line"]) if pd.notna(row["line"]) else None
-    raise InputError(_where(batch, row), msg, line=line, field=field)
+    raise InputError(_where(batch, row), msg, line=line, field=field, unit=batch.line_unit)
 
 
 def _blank(s: pd.Series) -> pd.Series:
@@ -174,6 +174,7 @@ def _conflicts(batch: Batch, con: duckdb.DuckDBPyConnection, dataset: str) -> No
             f"{other_win!r}); conflicting duplicate votes",
             line=int(line),
             field="winner",
+            unit=batch.line_unit,
         )
     row = one(
         con,
@@ -191,6 +192,7 @@ def _conflicts(batch: Batch, con: duckdb.DuckDBPyConnection, dataset: str) -> No
             f"battle id {bid!r} is already stored with winner {stored!r}, this file says {win!r}",
             line=int(line),
             field="winner",
+            unit=batch.line_unit,
         )
 
 
@@ -314,7 +316,8 @@ def _load_battles(
         """
         INSERT INTO battles
         SELECT ?, n.battle_id, CAST(n.source_id AS VARCHAR), n.prompt_id, n.model_a, n.model_b,
-               n.winner, n.judge, n.judge_kind, make_timestamp(CAST(round(n.tstamp * 1e6) AS BIGINT)), n.anony,
+               n.winner, n.judge, n.judge_kind,
+               make_timestamp(CAST(round(n.tstamp * 1e6) AS BIGINT)), n.anony,
                n.language, n.turns, n.rid_a, n.rid_b,
                coalesce(n.tokens_a, ra.tokens), coalesce(n.tokens_b, rb.tokens),
                coalesce(n.headers_a, ra.headers), coalesce(n.headers_b, rb.headers),
@@ -360,6 +363,14 @@ def _load_results(
                 f"{sorted(rows['score'].unique().tolist())}",
             )
     con.register("r_in", df)
+    con.register(
+        "r_prompts",
+        df.loc[df["prompt_text"].notna(), ["prompt_text", "instance_id"]]
+        .rename(columns={"prompt_text": "text", "instance_id": "source_id"})
+        .assign(language=None, turns=None, metadata=None),
+    )
+    _insert_prompts(con, dataset, "r_prompts")
+    con.unregister("r_prompts")
     before = _count(con, "SELECT count(*) FROM results WHERE dataset = ?", [dataset])
     stored_conflict = one(
         con,
@@ -377,6 +388,7 @@ def _load_results(
             f"instance {iid!r} of model {model!r} is already stored with score {old}, this file says {new}",
             line=int(line),
             field="score",
+            unit=batch.line_unit,
         )
     run(
         con,
@@ -393,6 +405,21 @@ def _load_results(
     added = _count(con, "SELECT count(*) FROM results WHERE dataset = ?", [dataset]) - before
     con.unregister("r_in")
     return added, len(df) - added
+
+
+def validate_batch(batch: Batch) -> None:
+    """Every row-level check that needs no database; raises InputError on the first bad row.
+
+    Run before a write session opens, so a rejected import does not even create the file.
+    """
+    if (battles := _frame(batch.battles, BATTLE_COLUMNS)) is not None:
+        validate_battles(batch, battles)
+    if (results := _frame(batch.results, RESULT_COLUMNS)) is not None:
+        validate_results(batch, results)
+    if (prompts := _frame(batch.prompts, PROMPT_COLUMNS)) is not None:
+        validate_prompts(batch, prompts)
+    if (responses := _frame(batch.responses, RESPONSE_COLUMNS)) is not None:
+        validate_prompts(batch, responses, "text")
 
 
 def load_batch(

@@ -4,6 +4,7 @@ the file, the line and (where there is one) the field."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import sys
 from collections.abc import Iterable, Iterator
@@ -16,6 +17,7 @@ from ..errors import InputError
 
 PARQUET_MAGIC = b"PAR1"
 MAX_FIELD_BYTES = 64 * 1024 * 1024  # csv module's per-field limit; a 2 MB prompt must pass
+PEEK_LINE_BYTES = 16 * 1024 * 1024  # how far peek_fields reads to finish a long first line
 
 
 def read_text(path: Path) -> str:
@@ -57,7 +59,9 @@ def read_json(path: Path) -> Any:
 def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
     """Yield ``(line_number, object)`` for each non-blank line of a JSON Lines file."""
     text = read_text(path)
-    for n, raw in enumerate(text.splitlines(), start=1):
+    # split on "\n" only: str.splitlines() also breaks at U+2028/U+2029, \x85, \x0b, ...,
+    # which JSON allows raw inside strings (a real arena-hard v2.0 prompt holds U+2028)
+    for n, raw in enumerate(text.split("\n"), start=1):
         if not raw.strip():
             continue
         try:
@@ -96,7 +100,8 @@ def read_csv(path: Path, required: Iterable[str] = ()) -> pd.DataFrame:
     """
     text = read_text(path)
     csv.field_size_limit(min(sys.maxsize, MAX_FIELD_BYTES))
-    reader = csv.reader(text.splitlines(keepends=True))
+    # newline="" keeps U+2028 & co. inside fields (splitlines() would break rows there)
+    reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader)
     except StopIteration:
@@ -168,7 +173,10 @@ def peek_fields(path: Path) -> set[str]:
                 con.close()
             return {c[0] for c in cols}
         with open(path, "rb") as fh:
-            head = fh.read(1 << 20).decode("utf-8-sig", errors="replace")
+            raw = fh.read(1 << 20)
+            if b"\n" not in raw.lstrip():  # a first record longer than 1 MB: finish its line
+                raw += fh.readline(PEEK_LINE_BYTES)
+            head = raw.decode("utf-8-sig", errors="replace")
         stripped = head.lstrip()
         if stripped.startswith("["):
             dec = json.JSONDecoder()
@@ -176,7 +184,7 @@ def peek_fields(path: Path) -> set[str]:
             obj, _ = dec.raw_decode(body)
             return set(obj) if isinstance(obj, dict) else set()
         if stripped.startswith("{"):
-            first = stripped.splitlines()[0]
+            first = stripped.split("\n")[0]
             obj = json.loads(first)
             return set(obj) if isinstance(obj, dict) else set()
         if path.suffix.lower() in {".csv", ".tsv"}:

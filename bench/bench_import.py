@@ -1,0 +1,148 @@
+"""Import benchmark: 1,000,000 FastChat clean_battle votes, as a JSON array and as Parquet.
+
+Generates the votes with DuckDB (the clean_battle_YYYYMMDD.json keys: model_a, model_b,
+winner, judge, turn, anony, language, tstamp, conv_metadata, is_code, is_refusal, dedup_tag,
+category_tag) into a temp folder, then imports each file into a fresh database with
+``pipelines.ingest.ingest`` in its own subprocess, and prints the wall time (seconds) and the
+peak resident memory (MB, the child's ``ru_maxrss``: DuckDB allocates natively, so
+tracemalloc would miss most of it). Targets: < 30 s and < 2 GB per import. No assertions.
+
+Usage: ``python bench/bench_import.py [--votes N] [--keep DIR]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET_SECONDS = 30.0
+TARGET_MB = 2048.0
+
+# 40 models, 4 outcomes, 50k voters, 4 languages, one vote every ~30 s.
+GENERATE = """
+SELECT
+    'model-' || (i % 40) AS model_a,
+    'model-' || ((i % 40 + 1 + (i // 40) % 39) % 40) AS model_b,
+    ['model_a', 'model_b', 'tie', 'tie (bothbad)'][1 + h(i) % 4] AS winner,
+    'arena_user_' || (h(i * 3) % 50000) AS judge,
+    1 + CAST(i % 5 = 0 AS INTEGER) AS turn,
+    i % 10 <> 0 AS anony,
+    ['English', 'Chinese', 'German', 'Spanish'][1 + h(i * 7) % 4] AS language,
+    1682000000 + i * 30.5 + (h(i) % 1000) / 1000.0 AS tstamp,
+    {
+        'sum_user_tokens': 10 + h(i) % 200,
+        'sum_assistant_a_tokens': 20 + h(i * 5) % 900,
+        'sum_assistant_b_tokens': 20 + h(i * 11) % 900,
+        'context_a_tokens': 10 + h(i) % 200,
+        'context_b_tokens': 10 + h(i) % 200,
+        'turns': 1 + CAST(i % 5 = 0 AS INTEGER),
+        'header_count_a': {
+            'h1': 0, 'h2': h(i) % 3, 'h3': h(i) % 2, 'h4': 0, 'h5': 0, 'h6': 0
+        },
+        'list_count_a': {'ordered': h(i) % 5, 'unordered': h(i * 2) % 7},
+        'bold_count_a': {'**': h(i) % 4, '__': 0},
+        'header_count_b': {'h1': 0, 'h2': h(i * 9) % 3, 'h3': 0, 'h4': 0, 'h5': 0, 'h6': 0},
+        'list_count_b': {'ordered': h(i * 9) % 5, 'unordered': h(i * 4) % 7},
+        'bold_count_b': {'**': h(i * 9) % 4, '__': h(i) % 2}
+    } AS conv_metadata,
+    i % 7 = 0 AS is_code,
+    i % 13 = 0 AS is_refusal,
+    {'high_freq': i % 17 = 0, 'sampled': i % 19 <> 0} AS dedup_tag,
+    {
+        'criteria_v0.1': {
+            'specificity': i % 2 = 0, 'domain_knowledge': i % 3 = 0, 'complexity': i % 5 = 0,
+            'problem_solving': i % 2 = 1, 'creativity': i % 7 = 0,
+            'technical_accuracy': i % 3 = 1, 'real_world': i % 2 = 0
+        },
+        'if_v0.1': {'if': i % 4 = 0, 'score': h(i) % 5},
+        'math_v0.1': {'math': i % 9 = 0}
+    } AS category_tag
+FROM range({n}) t(i)
+"""
+
+CHILD = """
+import json, resource, sys, time
+from pipelines.ingest import ingest
+start = time.perf_counter()
+report = ingest([sys.argv[1]], "bench", db=sys.argv[2])[0]
+seconds = time.perf_counter() - start
+peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"seconds": seconds, "peak_mb": peak_mb, "added": report.added_battles}))
+"""
+
+
+def generate(folder: Path, votes: int) -> dict[str, Path]:
+    """Write the votes as ``clean_battle_20240814.json`` (JSON array) and ``.parquet``."""
+    out = {
+        "json": folder / "clean_battle_20240814.json",
+        "parquet": folder / "clean_battle_20240814.parquet",
+    }
+    con = duckdb.connect()
+    try:
+        # h(x): a deterministic pseudo-random BIGINT (DuckDB's hash is UBIGINT)
+        con.execute("CREATE MACRO h(x) AS CAST(hash(x) % 1000003 AS BIGINT)").fetchall()
+        query = GENERATE.replace("{n}", str(int(votes)))
+        con.execute(f"COPY ({query}) TO '{out['json']}' (FORMAT json, ARRAY true)").fetchall()
+        con.execute(f"COPY ({query}) TO '{out['parquet']}' (FORMAT parquet)").fetchall()
+    finally:
+        con.close()
+    return out
+
+
+def import_once(path: Path, db: Path) -> dict:
+    """Import ``path`` into a fresh database ``db`` in a child process; its measurements."""
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, str(path), str(db)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1:], "wall_s": wall}
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["wall_s"] = wall
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--votes", type=int, default=1_000_000)
+    parser.add_argument("--keep", type=Path, help="generate into this folder and keep it")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = args.keep or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        files = generate(folder, args.votes)
+        sizes = {k: f.stat().st_size / 2**20 for k, f in files.items()}
+        print(
+            f"generated {args.votes:,} votes in {time.perf_counter() - start:.1f} s: "
+            + ", ".join(f"{k} {v:,.0f} MB" for k, v in sizes.items())
+        )
+        for kind, path in files.items():
+            r = import_once(path, Path(tmp) / f"bench-{kind}.duckdb")
+            if "error" in r:
+                print(f"{kind:8s} FAILED after {r['wall_s']:.1f} s: {r['error']}")
+                continue
+            ok = r["seconds"] < TARGET_SECONDS and r["peak_mb"] < TARGET_MB
+            print(
+                f"{kind:8s} import {r['seconds']:6.1f} s (process {r['wall_s']:5.1f} s), "
+                f"peak RSS {r['peak_mb']:7,.0f} MB, added {r['added']:,} battles "
+                f"[target < {TARGET_SECONDS:.0f} s, < {TARGET_MB:,.0f} MB: "
+                f"{'met' if ok else 'MISSED'}]"
+            )
+
+
+if __name__ == "__main__":
+    main()

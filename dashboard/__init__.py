@@ -1,0 +1,1 @@
+"""The arenatree Streamlit dashboard: ``app.py`` (navigation) + one script per page."""

@@ -1,0 +1,34 @@
+"""arenatree dashboard entry point: ``streamlit run dashboard/app.py``.
+
+This file is the frame around every page: page config, the sidebar and the navigation.
+A new page is one script in ``dashboard/pages/`` plus one ``st.Page`` line in :data:`PAGES`.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import widgets
+
+st.set_page_config(
+    page_title="arenatree",
+    page_icon=":material/account_tree:",
+    layout="wide",
+)
+
+# Sections of the navigation menu -> their pages, in menu order.
+PAGES: dict[str, list[st.Page]] = {
+    "Data": [
+        st.Page(
+            "pages/overview.py",
+            title="Overview",
+            icon=":material/dashboard:",
+            url_path="overview",
+            default=True,
+        ),
+    ],
+}
+
+page = st.navigation(PAGES)
+widgets.sidebar_database_info()
+page.run()

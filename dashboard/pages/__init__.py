@@ -1,0 +1,1 @@
+"""Dashboard pages: each a short script over :mod:`dashboard.data` helpers."""

@@ -1,0 +1,231 @@
+"""The ``arenatree`` command line.
+
+``--json`` prints one JSON document on stdout; logs and progress go to stderr. Errors print one
+line (``arenatree: error: ...``) and exit with status 2 (bad input or usage) or 1 (a bug; set
+``ARENATREE_DEBUG=1`` for the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+from . import __version__
+from .errors import ArenatreeError
+from .paths import PROJECT_ROOT
+
+
+def _print_json(obj) -> None:
+    json.dump(obj, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+def _parse_map(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        target, sep, source = pair.partition("=")
+        if not sep or not target or not source:
+            raise ArenatreeError(f"--map {pair!r}: expected TARGET=SOURCE_COLUMN, e.g. model_a=left_model")
+        out[target.strip()] = source.strip()
+    return out
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from .ingest import ingest
+
+    options = _parse_map(args.map or [])
+    if args.winner_labels:
+        options["winner_labels"] = args.winner_labels
+    if args.judge_kind:
+        options["judge_kind"] = args.judge_kind
+    reports = ingest(args.paths, args.dataset, fmt=args.format, options=options, db=args.db)
+    for r in reports:
+        if r.already_imported:
+            _log(f"{r.path}: already imported into {r.dataset!r} (same sha256); nothing added")
+            continue
+        added = ", ".join(
+            f"{n:,} {what}"
+            for n, what in (
+                (r.added_battles, "battles"), (r.added_results, "results"),
+                (r.added_prompts, "prompts"), (r.added_responses, "responses"),
+            )
+            if n
+        ) or "nothing new"
+        _log(
+            f"{r.path} [{r.format}] -> {r.dataset}: read {r.rows_read:,} rows, added {added}"
+            + (f"; {r.duplicates:,} already present" if r.duplicates else "")
+            + (
+                f"; skipped {r.rows_skipped:,} rows (see 'arenatree datasets --json')"
+                if r.rows_skipped
+                else ""
+            )
+        )
+    if args.json:
+        _print_json([r.as_dict() for r in reports])
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from .queries import dataset_summary, imports
+    from .store import reader
+
+    db = args.db
+    with reader(db) as con:
+        summary = dataset_summary(con)
+        log = imports(con)
+    if args.json:
+        records = summary.to_dict(orient="records")
+        for rec in records:
+            rec["imports"] = log[log["dataset"] == rec["dataset"]].to_dict(orient="records")
+        _print_json(records)
+    elif summary.empty:
+        _log("no datasets yet; import one with 'arenatree ingest PATH --dataset NAME'")
+    else:
+        print(summary.to_string(index=False))
+    return 0
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from .fetch import BUNDLED, locate, sources_table, verify
+
+    if args.list:
+        rows = sources_table()
+        if args.json:
+            _print_json(rows)
+        else:
+            for r in rows:
+                tag = "bundled" if r["bundled"] else "release"
+                print(f"{r['name']:<34} {tag:<8} {r['license']:<24} {r['origin']}")
+        return 0
+    names = args.names or [s.folder for s in BUNDLED]
+    out = []
+    for name in names:
+        folder = locate(name)
+        bad = verify(folder, name)
+        out.append({"name": name, "path": str(folder), "verified": not bad, "mismatched": bad})
+        state = f"sha256 differs from origin: {', '.join(bad)}" if bad else "verified"
+        _log(f"{name}: {folder} ({state})")
+    if args.json:
+        _print_json(out)
+    return 0
+
+
+def import_bundled(db: str | None) -> list[dict]:
+    """Fetch every bundled dataset and ingest it (idempotent: re-runs add nothing)."""
+    from tqdm import tqdm
+
+    from .fetch import BUNDLED, locate
+    from .ingest import ingest
+
+    done = []
+    jobs = [(s, d, p, f) for s in BUNDLED for d, p, f in s.imports]
+    for source, dataset, rel, fmt in tqdm(jobs, desc="import bundled data", unit="dataset", file=sys.stderr):
+        path = locate(source.folder) / rel
+        for r in ingest([path], dataset, fmt=fmt, db=db):
+            done.append(r.as_dict())
+    return done
+
+
+def serve(db: str | None, port: int | None = None) -> int:
+    """Run the Streamlit dashboard on database ``db`` (blocks until it stops)."""
+    from .store import db_path
+
+    env = dict(os.environ, ARENATREE_DB=str(db_path(db).resolve()))
+    cmd = [sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "dashboard" / "app.py")]
+    if port:
+        cmd += ["--server.port", str(port)]
+    _log(f"arenatree: dashboard on database {env['ARENATREE_DB']} (Ctrl-C to stop)")
+    try:
+        return subprocess.call(cmd, env=env, cwd=PROJECT_ROOT)
+    except KeyboardInterrupt:
+        return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    reports = import_bundled(args.db)
+    for r in reports:
+        state = "already imported" if r["already_imported"] else (
+            f"+{r['added_battles'] or r['added_results'] or r['added_prompts']:,}"
+        )
+        _log(f"  {r['dataset']:<18} {r['format']:<13} {state}")
+    if args.no_serve:
+        return 0
+    return serve(args.db, args.port)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    return serve(args.db, args.port)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="arenatree", description=__doc__.splitlines()[0])
+    p.add_argument("--db", help="database file (default: $ARENATREE_DB or data/arenatree.duckdb)")
+    p.add_argument("--version", action="version", version=f"arenatree {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("ingest", help="import vote / result files into a dataset (one transaction)")
+    s.add_argument("paths", nargs="+", help="files or folders")
+    s.add_argument("--dataset", required=True)
+    s.add_argument("--format", default="auto", help="adapter name, or auto (default)")
+    s.add_argument("--map", action="append", metavar="TARGET=COLUMN",
+                   help="generic formats: map a canonical field to a source column (repeatable)")
+    s.add_argument("--winner-labels", metavar="LABEL=WINNER,...",
+                   help="generic votes: map source winner labels, e.g. A=model_a,B=model_b,draw=tie")
+    s.add_argument("--judge-kind", choices=["human", "llm"], help="generic votes: kind of judge")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_ingest)
+
+    s = sub.add_parser("datasets", help="list datasets with their counts")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_datasets)
+
+    s = sub.add_parser("fetch", help="get a local copy of the bundled datasets (or list origins)")
+    s.add_argument("names", nargs="*", help="bundled dataset folders (default: all)")
+    s.add_argument("--list", action="store_true", help="list every known dataset with origin and license")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_fetch)
+
+    s = sub.add_parser("demo", help="import the bundled real data, then open the dashboard")
+    s.add_argument("--no-serve", action="store_true", help="import only")
+    s.add_argument("--port", type=int)
+    s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("serve", help="open the dashboard on the current database")
+    s.add_argument("--port", type=int)
+    s.set_defaults(func=cmd_serve)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ArenatreeError as exc:
+        print(f"arenatree: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("arenatree: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return 0
+    except Exception as exc:  # noqa: BLE001 - the user sees one line, developers the traceback
+        if os.environ.get("ARENATREE_DEBUG"):
+            raise
+        print(
+            f"arenatree: internal error: {type(exc).__name__}: {exc} "
+            "(set ARENATREE_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

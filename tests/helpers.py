@@ -1,0 +1,128 @@
+"""Small builders for test databases with real content, independent of the input adapters.
+
+A test builds :class:`~pipelines.ingest.base.Batch` objects in Python and writes them with the
+real loader inside a real write session, so the store, the snapshot and the loader are all
+exercised::
+
+    load(db, "demo", [pairwise_batch(6)])
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from pipelines import store
+from pipelines.ingest.base import Batch
+from pipelines.ingest.load import ImportReport, load_batches
+
+MODELS = ("gpt-4o", "claude-3.5-sonnet", "llama-3-70b")
+WINNERS = ("model_a", "model_b", "tie", "tie_bothbad")
+
+
+def battles_frame(
+    n: int,
+    *,
+    start: int = 0,
+    models: Sequence[str] = MODELS,
+    judges: Sequence[tuple[str, str]] = (("voter-1", "human"), ("voter-2", "human")),
+    prompt: str = "Question number {i}: explain recursion to a child.",
+    tstamp0: float = 1_700_000_000.0,
+) -> pd.DataFrame:
+    """``n`` distinct votes numbered ``start .. start + n - 1``, cycling over model pairs,
+    winners and judges. ``prompt`` is formatted with ``i`` (the vote number)."""
+    pairs = [(a, b) for a in models for b in models if a < b]
+    rows = []
+    for k in range(n):
+        i = start + k
+        a, b = pairs[i % len(pairs)]
+        judge, kind = judges[i % len(judges)]
+        rows.append(
+            {
+                "line": k + 1,
+                "battle_key": f"vote-{i}",
+                "source_id": f"q{i}",
+                "prompt_text": prompt.format(i=i),
+                "model_a": a,
+                "model_b": b,
+                "winner": WINNERS[i % len(WINNERS)],
+                "judge": judge,
+                "judge_kind": kind,
+                "tstamp": tstamp0 + 60.0 * i,
+                "anony": True,
+                "language": "English",
+                "turns": 1,
+                "response_a": f"Answer {i} by {a}.\n\n- a point\n- **another**",
+                "response_b": f"# Answer {i} by {b}\n\nI cannot help with that.",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def pairwise_batch(n: int, *, start: int = 0, path: str = "votes.jsonl", **kwargs: object) -> Batch:
+    """A 'pairwise' batch of ``n`` votes (see :func:`battles_frame` for ``kwargs``)."""
+    df = battles_frame(n, start=start, **kwargs)  # type: ignore[arg-type]
+    return Batch(kind="pairwise", format="test", path=Path(path), rows_read=n, battles=df)
+
+
+def results_batch(
+    instances: int,
+    models: Sequence[str] = MODELS,
+    *,
+    path: str = "results.csv",
+) -> Batch:
+    """An 'instances' batch: every model answers ``instances`` items; 0/1 scores."""
+    rows = [
+        {
+            "line": j * instances + i + 1,
+            "instance_id": str(i),
+            "prompt_text": f"Compute {i} + {i}.",
+            "model": m,
+            "score": float((i + j) % 2),
+        }
+        for j, m in enumerate(models)
+        for i in range(instances)
+    ]
+    return Batch(
+        kind="instances",
+        format="test",
+        path=Path(path),
+        rows_read=len(rows),
+        results=pd.DataFrame(rows),
+    )
+
+
+def batch_sha(batch: Batch) -> str:
+    """A stand-in file hash that differs whenever the batch content differs."""
+    h = hashlib.sha256(str(batch.path).encode())
+    for df in (batch.battles, batch.prompts, batch.results, batch.responses):
+        if df is not None:
+            h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+    return h.hexdigest()
+
+
+def load(db: str | Path, dataset: str, batches: Sequence[Batch]) -> list[ImportReport]:
+    """Write ``batches`` into dataset ``dataset`` of database ``db`` in one transaction,
+    inside a real write session (which publishes the read snapshot)."""
+    with store.writer(db) as con:
+        return load_batches(con, dataset, [(b, batch_sha(b)) for b in batches])
+
+
+def table_contents(con, tables: Sequence[str] | None = None) -> dict[str, list[tuple]]:
+    """Every row of every (or the given) base table, sorted, for before/after comparisons."""
+    names = tables or [
+        r[0]
+        for r in store.run(
+            con,
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_type = 'BASE TABLE' ORDER BY table_name",
+        )
+    ]
+    out = {}
+    for t in names:
+        rows = store.run(con, f'SELECT * FROM "{t}"')  # noqa: S608 - names from the catalog
+        out[t] = sorted(rows, key=repr)
+    return out

@@ -1,0 +1,119 @@
+"""The command line as a user runs it: real processes, real files, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def arenatree(*args: str, db: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "--db", str(db), *args],
+        capture_output=True, text=True, cwd=ROOT, timeout=600,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture(scope="module")
+def demo_db(tmp_path_factory, data_dir) -> Path:
+    """A database made by ``arenatree demo --no-serve`` from the bundled real data."""
+    db = tmp_path_factory.mktemp("demo") / "arenatree.duckdb"
+    out = arenatree("demo", "--no-serve", db=db, env={"ARENATREE_DATA": str(data_dir)})
+    assert out.returncode == 0, out.stderr
+    return db
+
+
+def datasets_json(db: Path) -> dict[str, dict]:
+    out = arenatree("datasets", "--json", db=db)
+    assert out.returncode == 0, out.stderr
+    return {d["dataset"]: d for d in json.loads(out.stdout)}
+
+
+def test_demo_imports_every_bundled_dataset_with_the_right_counts(demo_db):
+    ds = datasets_json(demo_db)
+    assert set(ds) == {"llmfao", "pandalm", "alpaca_eval", "arena-hard-v0.1", "arena-hard-v2.0", "math"}
+    llmfao = ds["llmfao"]
+    assert (llmfao["human_votes"], llmfao["human_judges"], llmfao["models"]) == (8931, 124, 59)
+    assert (llmfao["llm_votes"], llmfao["llm_judges"]) == (2 * 2139, 2)
+    assert ds["pandalm"]["human_votes"] == 2997 and ds["pandalm"]["models"] == 5
+    assert ds["pandalm"]["human_judges"] == 3 and ds["pandalm"]["llm_judges"] == 2
+    math = ds["math"]
+    assert (math["kind"], math["prompts"], math["results"], math["models"]) == ("instances", 5000, 25000, 5)
+    assert ds["alpaca_eval"]["models"] == 21 and ds["alpaca_eval"]["llm_votes"] == 16100 - 11
+    assert ds["alpaca_eval"]["imports"][0]["rows_skipped"] == 11  # missing preferences, reported
+    assert ds["arena-hard-v0.1"]["prompts"] == 500 and ds["arena-hard-v0.1"]["responses"] == 1500
+    assert ds["arena-hard-v2.0"]["prompts"] == 750
+    for d in ds.values():  # provenance: every import knows its file hash and public origin
+        assert all(len(i["sha256"]) == 64 and i["origin"] for i in d["imports"]), d["dataset"]
+
+
+def test_demo_rerun_adds_nothing(demo_db, data_dir):
+    before = datasets_json(demo_db)
+    out = arenatree("demo", "--no-serve", db=demo_db, env={"ARENATREE_DATA": str(data_dir)})
+    assert out.returncode == 0, out.stderr
+    assert "already imported" in out.stderr
+    after = datasets_json(demo_db)
+    for name, d in before.items():
+        for key in ("prompts", "battles", "results", "responses", "imports"):
+            assert after[name][key] == d[key], (name, key)
+
+
+def test_ingest_prints_a_summary_and_json(tmp_path, data_dir):
+    db = tmp_path / "a.duckdb"
+    out = arenatree("ingest", str(data_dir / "pandalm"), "--dataset", "p", "--json", db=db)
+    assert out.returncode == 0, out.stderr
+    (report,) = json.loads(out.stdout)
+    assert report["format"] == "pandalm" and report["added_battles"] == 2997 + 2 * 999 - report["rows_skipped"]
+    assert "-> p:" in out.stderr
+
+
+@pytest.mark.parametrize(
+    "content, name, expect",
+    [
+        ('{"model_a": "a", "model_b": "b", "winner": "model_a", "judge": "u"}\n'
+         "{not json\n", "votes.jsonl", ":2:"),
+        ("", "empty.jsonl", "empty file"),
+        ("model_a,model_b\nx,y\n", "votes.csv", "field"),
+    ],
+)
+def test_bad_input_is_one_line_with_file_and_line_and_nothing_is_written(tmp_path, content, name, expect):
+    f = tmp_path / name
+    f.write_text(content)
+    db = tmp_path / "x.duckdb"
+    out = arenatree("ingest", str(f), "--dataset", "d", db=db)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("arenatree: error: "), out.stderr
+    assert str(f) in lines[0] and expect in lines[0]
+    assert "Traceback" not in out.stderr and not db.exists()
+
+
+def test_unknown_format_and_bad_dataset_name(tmp_path, data_dir):
+    db = tmp_path / "x.duckdb"
+    out = arenatree("ingest", str(data_dir / "pandalm"), "--dataset", "p", "--format", "nope", db=db)
+    assert out.returncode == 2 and "unknown format 'nope'" in out.stderr
+    out = arenatree("ingest", str(data_dir / "pandalm"), "--dataset", "../evil", db=db)
+    assert out.returncode == 2 and "dataset name" in out.stderr
+
+
+def test_datasets_without_a_database_says_how_to_start(tmp_path):
+    out = arenatree("datasets", db=tmp_path / "none.duckdb")
+    assert out.returncode == 2 and "arenatree ingest" in out.stderr
+
+
+def test_fetch_lists_origins_and_uses_the_local_copy(tmp_path, data_dir):
+    out = arenatree("fetch", "--list", "--json", db=tmp_path / "x.duckdb")
+    rows = {r["name"]: r for r in json.loads(out.stdout)}
+    assert rows["llmfao"]["origin"].startswith("https://github.com/dustalov/llmfao/")
+    assert rows["chatbot_arena_conversations"]["bundled"] is False
+    out = arenatree("fetch", "llmfao", "--json", db=tmp_path / "x.duckdb", env={"ARENATREE_DATA": str(data_dir)})
+    assert out.returncode == 0, out.stderr
+    (got,) = json.loads(out.stdout)
+    assert got["verified"] is True and Path(got["path"]) == data_dir / "llmfao"
