@@ -115,6 +115,30 @@ def import_once(path: Path, db: Path) -> dict:
     return result
 
 
+# The peer: how FastChat's elo_analysis loads the same file (``pd.read_json`` of the whole
+# clean_battle list; ``pd.read_parquet`` for Parquet) - parsing only, no validation or store.
+PEER = """
+import json, resource, sys, time
+import pandas as pd
+path = sys.argv[1]
+t = time.perf_counter()
+df = pd.read_parquet(path) if path.endswith(".parquet") else pd.read_json(path)
+seconds = time.perf_counter() - t
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"seconds": seconds, "peak_mb": peak, "rows": len(df)}))
+"""
+
+
+def peer_once(path: Path) -> dict:
+    """Load ``path`` the way FastChat's rating code does, in a child process."""
+    proc = subprocess.run(
+        [sys.executable, "-c", PEER, str(path)], capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1:]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--votes", type=int, default=1_000_000)
@@ -141,6 +165,16 @@ def main() -> None:
                 f"peak RSS {r['peak_mb']:7,.0f} MB, added {r['added']:,} battles "
                 f"[target < {TARGET_SECONDS:.0f} s, < {TARGET_MB:,.0f} MB: "
                 f"{'met' if ok else 'MISSED'}]"
+            )
+            peer = peer_once(path)
+            if "error" in peer:
+                print(f"{kind:8s} peer (pandas as FastChat loads it) FAILED: {peer['error']}")
+                continue
+            print(
+                f"{kind:8s} peer: FastChat-style pandas load {peer['seconds']:6.1f} s, "
+                f"peak RSS {peer['peak_mb']:7,.0f} MB -> arenatree/peer time "
+                f"{r['seconds'] / peer['seconds']:.2f}x, memory {r['peak_mb'] / peer['peak_mb']:.2f}x "
+                "(the peer only parses; arenatree also validates, hashes, dedups and stores)"
             )
 
 

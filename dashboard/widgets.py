@@ -20,9 +20,7 @@ ABOUT = (
 _COUNT = st.column_config.NumberColumn
 SUMMARY_COLUMN_CONFIG = {
     "dataset": st.column_config.TextColumn("Dataset"),
-    "kind": st.column_config.TextColumn(
-        "Kind", help="pairwise votes, per-instance results, or prompts"
-    ),
+    "kind": st.column_config.TextColumn("Kind", help="pairwise votes, per-instance results, or prompts"),
     "format": st.column_config.TextColumn("Format", help="the adapter that imported it"),
     "prompts": _COUNT("Prompts", format="localized"),
     "battles": _COUNT("Battles", format="localized", help="pairwise votes"),

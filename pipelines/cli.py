@@ -50,14 +50,19 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         if r.already_imported:
             _log(f"{r.path}: already imported into {r.dataset!r} (same sha256); nothing added")
             continue
-        added = ", ".join(
-            f"{n:,} {what}"
-            for n, what in (
-                (r.added_battles, "battles"), (r.added_results, "results"),
-                (r.added_prompts, "prompts"), (r.added_responses, "responses"),
+        added = (
+            ", ".join(
+                f"{n:,} {what}"
+                for n, what in (
+                    (r.added_battles, "battles"),
+                    (r.added_results, "results"),
+                    (r.added_prompts, "prompts"),
+                    (r.added_responses, "responses"),
+                )
+                if n
             )
-            if n
-        ) or "nothing new"
+            or "nothing new"
+        )
         _log(
             f"{r.path} [{r.format}] -> {r.dataset}: read {r.rows_read:,} rows, added {added}"
             + (f"; {r.duplicates:,} already present" if r.duplicates else "")
@@ -151,8 +156,10 @@ def serve(db: str | None, port: int | None = None) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     reports = import_bundled(args.db)
     for r in reports:
-        state = "already imported" if r["already_imported"] else (
-            f"+{r['added_battles'] or r['added_results'] or r['added_prompts']:,}"
+        state = (
+            "already imported"
+            if r["already_imported"]
+            else (f"+{r['added_battles'] or r['added_results'] or r['added_prompts']:,}")
         )
         _log(f"  {r['dataset']:<18} {r['format']:<13} {state}")
     if args.no_serve:
@@ -174,10 +181,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("paths", nargs="+", help="files or folders")
     s.add_argument("--dataset", required=True)
     s.add_argument("--format", default="auto", help="adapter name, or auto (default)")
-    s.add_argument("--map", action="append", metavar="TARGET=COLUMN",
-                   help="generic formats: map a canonical field to a source column (repeatable)")
-    s.add_argument("--winner-labels", metavar="LABEL=WINNER,...",
-                   help="generic votes: map source winner labels, e.g. A=model_a,B=model_b,draw=tie")
+    s.add_argument(
+        "--map",
+        action="append",
+        metavar="TARGET=COLUMN",
+        help="generic formats: map a canonical field to a source column (repeatable)",
+    )
+    s.add_argument(
+        "--winner-labels",
+        metavar="LABEL=WINNER,...",
+        help="generic votes: map source winner labels, e.g. A=model_a,B=model_b,draw=tie",
+    )
     s.add_argument("--judge-kind", choices=["human", "llm"], help="generic votes: kind of judge")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_ingest)

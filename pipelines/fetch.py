@@ -46,31 +46,46 @@ class Source:
 
 BUNDLED: tuple[Source, ...] = (
     Source(
-        "llmfao", "LLMFAO crowd and GPT-judge pairwise votes", "dustalov/llmfao",
-        "9e224e94a40129fd6e1e1529b962307e84af40da", "CC BY 4.0",
+        "llmfao",
+        "LLMFAO crowd and GPT-judge pairwise votes",
+        "dustalov/llmfao",
+        "9e224e94a40129fd6e1e1529b962307e84af40da",
+        "CC BY 4.0",
         (("llmfao", ".", "llmfao"),),
     ),
     Source(
-        "pandalm", "PandaLM test set: 3 human annotators plus LLM judges", "WeOpenML/PandaLM",
-        "3871806e72b4832f815ecafd24d3503c73403f48", "Apache-2.0",
+        "pandalm",
+        "PandaLM test set: 3 human annotators plus LLM judges",
+        "WeOpenML/PandaLM",
+        "3871806e72b4832f815ecafd24d3503c73403f48",
+        "Apache-2.0",
         (("pandalm", ".", "pandalm"),),
     ),
     Source(
-        "alpaca_eval", "AlpacaEval GPT-4 judge verdicts, 20 models vs text-davinci-003",
-        "tatsu-lab/alpaca_eval", "cd543a149df8", "CC BY-NC 4.0 (data)",
+        "alpaca_eval",
+        "AlpacaEval GPT-4 judge verdicts, 20 models vs text-davinci-003",
+        "tatsu-lab/alpaca_eval",
+        "cd543a149df8",
+        "CC BY-NC 4.0 (data)",
         (("alpaca_eval", ".", "alpaca-eval"),),
     ),
     Source(
-        "arena_hard", "arena-hard prompts (real Chatbot Arena prompts) and 3 models' answers",
-        "lmarena/arena-hard-auto", "196f6b826783", "Apache-2.0",
+        "arena_hard",
+        "arena-hard prompts (real Chatbot Arena prompts) and 3 models' answers",
+        "lmarena/arena-hard-auto",
+        "196f6b826783",
+        "Apache-2.0",
         (
             ("arena-hard-v0.1", "v0.1", "arena-hard"),
             ("arena-hard-v2.0", "v2.0", "arena-hard"),
         ),
     ),
     Source(
-        "math", "MATH test problems with per-instance correctness of 5 models",
-        "Zhiyuan-Zeng/EvalTree", "a6bbfe58e861", "MIT",
+        "math",
+        "MATH test problems with per-instance correctness of 5 models",
+        "Zhiyuan-Zeng/EvalTree",
+        "a6bbfe58e861",
+        "MIT",
         (("math", ".", "math-results"),),
     ),
 )
@@ -182,8 +197,12 @@ def sources_table() -> list[dict]:
     """Every known dataset with its origin and license (bundled ones and arena releases)."""
     rows = [
         {
-            "name": s.folder, "title": s.title, "origin": s.origin, "license": s.license,
-            "files": len(manifest()[s.folder]), "bundled": True,
+            "name": s.folder,
+            "title": s.title,
+            "origin": s.origin,
+            "license": s.license,
+            "files": len(manifest()[s.folder]),
+            "bundled": True,
             "imports": [{"dataset": d, "path": p, "format": f} for d, p, f in s.imports],
         }
         for s in BUNDLED

@@ -221,6 +221,14 @@ def _file_lock(path: Path, timeout: float) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def _memory_limit() -> str:
+    """DuckDB memory budget for write sessions: ``$ARENATREE_MEMORY_LIMIT`` or 1GB."""
+    value = os.environ.get("ARENATREE_MEMORY_LIMIT", "1GB").strip()
+    if not value.replace(".", "").replace(" ", "").isalnum():
+        raise ArenatreeError(f"ARENATREE_MEMORY_LIMIT={value!r}: expected a size like 1GB or 512MB")
+    return value
+
+
 def publish(path: str | os.PathLike) -> Path:
     """Copy the (closed, checkpointed) database to its read snapshot, atomically."""
     src = Path(path)
@@ -247,6 +255,8 @@ def writer(
         except duckdb.IOException as exc:
             raise StoreBusyError(f"{p}: cannot open the database for writing ({exc})") from None
         try:
+            # Let DuckDB spill big imports to disk instead of growing past the budget.
+            run(con, f"SET memory_limit = '{_memory_limit()}'")
             migrate(con)
             yield con
         finally:

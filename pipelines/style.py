@@ -25,9 +25,7 @@ UNORDERED = r"(?m)^\s*[-*+]\s"
 BOLD_STARS = r"\*\*[^*\n]+\*\*"
 BOLD_UNDERSCORES = r"__[^_\n]+__"
 # cl100k_base pre-tokeniser (tiktoken), in RE2 syntax.
-TOKEN = (
-    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\pL\pN]?\pL+|\pN{1,3}| ?[^\s\pL\pN]+[\r\n]*|\s*[\r\n]+|\s+"
-)
+TOKEN = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\pL\pN]?\pL+|\pN{1,3}| ?[^\s\pL\pN]+[\r\n]*|\s*[\r\n]+|\s+"
 
 _CANT = r"(?:can't|can’t|cannot|can not|won't|won’t|will not|unable to|not able to)"
 REFUSAL_PATTERN = (

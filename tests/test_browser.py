@@ -118,8 +118,7 @@ def server(database: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
         pytest.fail(
-            f"Chromium not found at {CHROMIUM}: browser tests need it "
-            "(Debian: apt-get install chromium)"
+            f"Chromium not found at {CHROMIUM}: browser tests need it (Debian: apt-get install chromium)"
         )
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)

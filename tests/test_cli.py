@@ -16,7 +16,10 @@ ROOT = Path(__file__).resolve().parent.parent
 def arenatree(*args: str, db: Path, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "pipelines.cli", "--db", str(db), *args],
-        capture_output=True, text=True, cwd=ROOT, timeout=600,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
         env={**os.environ, **(env or {})},
     )
 
@@ -70,15 +73,20 @@ def test_ingest_prints_a_summary_and_json(tmp_path, data_dir):
     out = arenatree("ingest", str(data_dir / "pandalm"), "--dataset", "p", "--json", db=db)
     assert out.returncode == 0, out.stderr
     (report,) = json.loads(out.stdout)
-    assert report["format"] == "pandalm" and report["added_battles"] == 2997 + 2 * 999 - report["rows_skipped"]
+    assert (
+        report["format"] == "pandalm" and report["added_battles"] == 2997 + 2 * 999 - report["rows_skipped"]
+    )
     assert "-> p:" in out.stderr
 
 
 @pytest.mark.parametrize(
     "content, name, expect",
     [
-        ('{"model_a": "a", "model_b": "b", "winner": "model_a", "judge": "u"}\n'
-         "{not json\n", "votes.jsonl", ":2:"),
+        (
+            '{"model_a": "a", "model_b": "b", "winner": "model_a", "judge": "u"}\n{not json\n',
+            "votes.jsonl",
+            ":2:",
+        ),
         ("", "empty.jsonl", "empty file"),
         ("model_a,model_b\nx,y\n", "votes.csv", "field"),
     ],
@@ -113,7 +121,9 @@ def test_fetch_lists_origins_and_uses_the_local_copy(tmp_path, data_dir):
     rows = {r["name"]: r for r in json.loads(out.stdout)}
     assert rows["llmfao"]["origin"].startswith("https://github.com/dustalov/llmfao/")
     assert rows["chatbot_arena_conversations"]["bundled"] is False
-    out = arenatree("fetch", "llmfao", "--json", db=tmp_path / "x.duckdb", env={"ARENATREE_DATA": str(data_dir)})
+    out = arenatree(
+        "fetch", "llmfao", "--json", db=tmp_path / "x.duckdb", env={"ARENATREE_DATA": str(data_dir)}
+    )
     assert out.returncode == 0, out.stderr
     (got,) = json.loads(out.stdout)
     assert got["verified"] is True and Path(got["path"]) == data_dir / "llmfao"

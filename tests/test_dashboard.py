@@ -63,9 +63,7 @@ def test_overview_shows_datasets_and_counts(db: Path, monkeypatch: pytest.Monkey
     assert not at.info  # no empty-state hint once there is data
 
 
-def test_overview_sees_a_newly_published_snapshot(
-    db: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_overview_sees_a_newly_published_snapshot(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     load(db, "arena-votes", [pairwise_batch(4)])
     at = run_app(db, monkeypatch)
     assert metrics(at)["Battles"] == "4"
@@ -98,9 +96,7 @@ def test_empty_state_with_an_empty_database(db: Path, monkeypatch: pytest.Monkey
     assert "arenatree ingest PATH --dataset NAME" in [c.value for c in at.code]
 
 
-def test_untrusted_text_is_never_rendered_as_html(
-    db: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_untrusted_text_is_never_rendered_as_html(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     evil_batch = pairwise_batch(3, prompt=EVIL + " {i}", path=f"{EVIL}.jsonl")
     load(db, EVIL, [evil_batch])
 

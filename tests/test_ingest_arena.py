@@ -211,6 +211,7 @@ def test_140k_jsonl_and_parquet_folder(db: Path, tmp_path: Path) -> None:
             "* REPLACE (CAST(timestamp AS TIMESTAMP) AS timestamp)",
         )
     assert detect(folder).name == "arena-140k"
+    assert detect(folder.parent).name == "arena-140k"  # the dataset repo root (data/ inside)
     [rep] = ingest([folder], "a140k-parquet", db=db)
     assert (rep.rows_read, rep.added_battles) == (3, 3)
     same = rows(
@@ -231,7 +232,7 @@ def test_140k_parquet_shard_error_names_shard_and_row(db: Path, tmp_path: Path) 
     to_parquet(tmp_path / "a.jsonl", folder / "train-00000-of-00002.parquet")
     to_parquet(tmp_path / "b.jsonl", folder / "train-00001-of-00002.parquet")
     msg = import_error(db, folder)
-    assert "train-00001-of-00002.parquet:2: field 'winner'" in msg
+    assert "train-00001-of-00002.parquet: record 2: field 'winner'" in msg
     assert "'both_good'" in msg
     assert stored(db) == (0, 0, 0)
 
@@ -384,7 +385,7 @@ def test_unknown_winner_in_json_array(db: Path, tmp_path: Path) -> None:
     path = tmp_path / "chatbot_arena_conversations.json"
     path.write_text(json.dumps(records))
     msg = import_error(db, path)
-    assert msg.startswith(f"{path}:2: field 'winner': unknown winner label 'tie (bothgood)'")
+    assert msg.startswith(f"{path}: record 2: field 'winner': unknown winner label 'tie (bothgood)'")
     assert stored(db) == (0, 0, 0)
 
 

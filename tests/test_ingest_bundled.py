@@ -102,8 +102,7 @@ def test_llmfao_llm_verdicts_on_the_same_pairs(store: dict) -> None:
     by_judge = dict(
         q(
             store,
-            "SELECT judge, count(*) FROM battles WHERE dataset = 'llmfao' "
-            "AND judge_kind = 'llm' GROUP BY 1",
+            "SELECT judge, count(*) FROM battles WHERE dataset = 'llmfao' AND judge_kind = 'llm' GROUP BY 1",
         )
     )
     assert by_judge == {"gpt-4": 2139, "gpt-3.5-turbo-instruct": 2139}
@@ -118,8 +117,7 @@ def test_llmfao_llm_verdicts_on_the_same_pairs(store: dict) -> None:
     # GPT-4 on pair 0 said "left" (gpt4-crowd-comparisons.csv line 2); crowd said tie
     assert q(
         store,
-        "SELECT winner FROM battles WHERE dataset = 'llmfao' AND source_id = '0' "
-        "AND judge = 'gpt-4'",
+        "SELECT winner FROM battles WHERE dataset = 'llmfao' AND source_id = '0' AND judge = 'gpt-4'",
     ) == [("model_a",)]
 
 
@@ -155,8 +153,7 @@ def test_pandalm_human_and_llm_votes(store: dict, data_dir: Path) -> None:
     items = json.loads((data_dir / "pandalm/testset-v1.json").read_text())
     rows = q(
         store,
-        "SELECT judge, judge_kind, winner, count(*) FROM battles WHERE dataset = 'pandalm' "
-        "GROUP BY ALL",
+        "SELECT judge, judge_kind, winner, count(*) FROM battles WHERE dataset = 'pandalm' GROUP BY ALL",
     )
     got = {(j, w): n for j, k, w, n in rows}
     kinds = {j: k for j, k, _, _ in rows}
@@ -170,9 +167,7 @@ def test_pandalm_human_and_llm_votes(store: dict, data_dir: Path) -> None:
         ("pandalm-7b-testset-v1.json", "pandalm_result", "pandalm-7b"),
     ):
         for rec in json.loads((data_dir / "pandalm" / fname).read_text()):
-            verdict = {"1": "model_a", "2": "model_b", "0": "tie", "tie": "tie"}.get(
-                str(rec[field]).lower()
-            )
+            verdict = {"1": "model_a", "2": "model_b", "0": "tie", "tie": "tie"}.get(str(rec[field]).lower())
             if verdict:
                 want[(judge, verdict)] += 1
     assert got == dict(want)
@@ -289,9 +284,7 @@ def test_alpaca_eval_judge_skips_and_metadata(store: dict) -> None:
     }
     raw = {
         r
-        for (r,) in q(
-            store, "SELECT DISTINCT metadata->>'preference' FROM battles WHERE dataset = 'alpaca'"
-        )
+        for (r,) in q(store, "SELECT DISTINCT metadata->>'preference' FROM battles WHERE dataset = 'alpaca'")
     }
     assert {"1.5", "0", "2.0", "1"} <= raw
 

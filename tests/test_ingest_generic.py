@@ -273,9 +273,7 @@ def test_parquet_votes_and_scores(tmp_path: Path, db: Path) -> None:
             "t(model_a, model_b, winner, prompt)"
         )
         rel.write_parquet(str(votes))
-        rel = con.sql(
-            "SELECT * FROM (VALUES (1, 'm', 1.0), (2, 'm', 0.25)) t(instance_id, model, score)"
-        )
+        rel = con.sql("SELECT * FROM (VALUES (1, 'm', 1.0), (2, 'm', 0.25)) t(instance_id, model, score)")
         rel.write_parquet(str(scores))
     finally:
         con.close()
@@ -292,8 +290,7 @@ def test_parquet_votes_and_scores(tmp_path: Path, db: Path) -> None:
 def test_scores_with_mapping_and_prompts(tmp_path: Path, db: Path) -> None:
     f = write(
         tmp_path / "s.csv",
-        "item,system,correct,question\nq1,m1,1,What is 1+1?\nq1,m2,0,What is 1+1?\n"
-        "q2,m1,0.5,Why?\n",
+        "item,system,correct,question\nq1,m1,1,What is 1+1?\nq1,m2,0,What is 1+1?\nq2,m1,0.5,Why?\n",
     )
     opts = {"instance_id": "item", "model": "system", "score": "correct", "prompt": "question"}
     (rep,) = ingest([f], "s", fmt="scores", options=opts, db=db)

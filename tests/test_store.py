@@ -10,9 +10,7 @@ from pipelines.errors import ArenatreeError
 
 
 def tables(con) -> set[str]:
-    return {
-        r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
-    }
+    return {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
 
 
 def test_new_database_is_migrated_to_current_version(db):

@@ -63,9 +63,7 @@ def test_markdown_counts_match_fastchat_on_random_documents():
     got = [row[1:4] for row in features(docs)]
     want = [fastchat_counts(d) for d in docs]
     assert got == want
-    assert (
-        sum(g[0] for g in got) > 100 and sum(g[1] for g in got) > 100
-    )  # the sample exercises them
+    assert sum(g[0] for g in got) > 100 and sum(g[1] for g in got) > 100  # the sample exercises them
 
 
 def test_token_count_is_cl100k_pretokenisation():

@@ -38,6 +38,4 @@ st.dataframe(
 
 st.subheader("Import log")
 st.caption("Every imported file, newest first: what it added and what was skipped.")
-st.dataframe(
-    import_log, hide_index=True, column_config=widgets.IMPORT_COLUMN_CONFIG, placeholder="—"
-)
+st.dataframe(import_log, hide_index=True, column_config=widgets.IMPORT_COLUMN_CONFIG, placeholder="—")

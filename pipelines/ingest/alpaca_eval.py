@@ -104,9 +104,7 @@ def _read_file(path: Path, rows: list[dict], skipped: list[Skip]) -> int:
     folder_annotator = path.parent.name if in_results else None
     for n, rec in enumerate(data, start=1):
         if not isinstance(rec, dict):
-            raise InputError(
-                path, f"expected an object, got {type(rec).__name__}", line=n, unit="record"
-            )
+            raise InputError(path, f"expected an object, got {type(rec).__name__}", line=n, unit="record")
         raw = rec.get("preference")
         win, reason = winner(raw)
         if win is None:
@@ -145,6 +143,7 @@ def read(path: Path, options: dict[str, str]) -> Batch:
         skipped=skipped,
         origin=ORIGIN,
         license=LICENSE,
+        line_unit="record",
     )
 
 

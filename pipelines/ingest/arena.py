@@ -74,8 +74,11 @@ from .readers import check_bytes, is_parquet, peek_fields, read_records
 
 HF = "https://huggingface.co/datasets/"
 ORIGINS = {
-    "arena-conversations": (HF + "lmsys/chatbot_arena_conversations", "CC-BY-4.0 / CC-BY-NC-4.0"),
-    "arena-100k": (HF + "lmarena-ai/arena-human-preference-100k", "CC-BY-4.0"),
+    "arena-conversations": (
+        HF + "lmsys/chatbot_arena_conversations",
+        "prompts CC-BY-4.0, model outputs CC-BY-NC-4.0 (gated: accept the terms on HF)",
+    ),
+    "arena-100k": (HF + "lmarena-ai/arena-human-preference-100k", None),
     "arena-140k": (HF + "lmarena-ai/arena-human-preference-140k", "CC-BY-4.0"),
     "clean-battle": (
         "https://github.com/lm-sys/FastChat/blob/main/fastchat/serve/monitor/clean_battle_data.py",
@@ -103,10 +106,19 @@ NL2 = "chr(10) || chr(10)"
 # ---------------------------------------------------------------------------------- reading
 
 
+def _shards(folder: Path) -> list[Path]:
+    """The Parquet shards of a folder or of its ``data/`` subfolder (the HF layout), by name."""
+    for pattern in ("*.parquet", "data/*.parquet"):
+        shards = sorted(p for p in folder.glob(pattern) if p.is_file())
+        if shards:
+            return shards
+    return []
+
+
 def _files(path: Path) -> list[Path]:
-    """The file itself, or the Parquet shards of a folder (sorted by name)."""
+    """The file itself, or the Parquet shards of a folder."""
     if path.is_dir():
-        shards = sorted(p for p in path.rglob("*.parquet") if p.is_file())
+        shards = _shards(path)
         if not shards:
             raise InputError(path, "folder holds no .parquet files (pass one file instead)")
         return shards
@@ -154,7 +166,7 @@ def _describe(
     return {k: str(v) for k, v in types.items()}, tree if isinstance(tree, dict) else None
 
 
-def _diagnose(path: Path, kind: str, exc: duckdb.Error) -> None:
+def _diagnose(path: Path, kind: str) -> None:
     """Re-read a JSON file that DuckDB refused with the line-aware reader: it raises an
     InputError at the first malformed line or non-object record."""
     if kind != "parquet" and not read_records(path):
@@ -434,7 +446,7 @@ def _query(path: Path, kind: str, files: list[str], placeholder: str, sample_all
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'").fetchall()
-        src = _source(kind, Path(files[0]) != path, sample_all)
+        src = _source(kind, path.is_dir(), sample_all)
         cols, tree = _describe(con, src, files)
         for name in REQUIRED:
             if name not in cols:
@@ -449,7 +461,8 @@ def _query(path: Path, kind: str, files: list[str], placeholder: str, sample_all
             f"SELECT {_outer(cols, tree, placeholder)} "  # noqa: S608 - quoted identifiers only
             f"FROM (SELECT {_inner(cols, tree)} FROM {src})"
         )
-        return con.sql(sql, params={"files": files}).to_arrow_table().to_pandas()
+        table = con.sql(sql, params={"files": files}).to_arrow_table()
+        return table.to_pandas(types_mapper=pd.ArrowDtype)  # zero-copy: Arrow-backed columns
     finally:
         con.close()
 
@@ -465,8 +478,8 @@ def read_frame(path: Path, placeholder: str) -> tuple[pd.DataFrame, str]:
     names = [str(f) for f in files]
     try:
         df = _query(path, kind, names, placeholder, sample_all=False)
-    except duckdb.Error as exc:
-        _diagnose(path, kind, exc)
+    except duckdb.Error:
+        _diagnose(path, kind)
         try:  # valid JSON that DuckDB mis-typed from its sample: infer from every record
             df = _query(path, kind, names, placeholder, sample_all=True)
         except duckdb.Error as exc2:
@@ -504,7 +517,7 @@ def _check(path: Path, df: pd.DataFrame, unit: str) -> None:
 def _reader(name: str) -> Callable[[Path, dict[str, str]], Batch]:
     def read(path: Path, options: dict[str, str]) -> Batch:
         """Read one release file (or folder of Parquet shards) into a pairwise Batch."""
-        df, _ = read_frame(Path(path), f"{name}:unknown")
+        df, kind = read_frame(Path(path), f"{name}:unknown")
         origin, license_ = ORIGINS[name]
         return Batch(
             kind="pairwise",
@@ -514,6 +527,7 @@ def _reader(name: str) -> Callable[[Path, dict[str, str]], Batch]:
             battles=df,
             origin=origin,
             license=license_,
+            line_unit="line" if kind == "jsonl" else "record",
         )
 
     return read
@@ -523,9 +537,10 @@ def _fields(path: Path) -> set[str]:
     """Field names of ``path`` (of its first Parquet shard for a folder); empty if unknown."""
     try:
         if path.is_dir():
-            path = next(iter(sorted(path.rglob("*.parquet"))), None)
-            if path is None:
+            shards = _shards(path)
+            if not shards:
                 return set()
+            path = shards[0]
         if not path.is_file() or path.suffix.lower() in (".csv", ".tsv"):
             return set()
     except OSError:

@@ -96,16 +96,13 @@ def parse_labels(spec: str | None) -> dict[str, str]:
         source, sep, target = part.partition("=")
         if not sep or target.strip() not in WINNERS:
             raise ArenatreeError(
-                f"winner_labels: {part.strip()!r} is not LABEL=TARGET with TARGET one of "
-                f"{', '.join(WINNERS)}"
+                f"winner_labels: {part.strip()!r} is not LABEL=TARGET with TARGET one of {', '.join(WINNERS)}"
             )
         labels[source.strip()] = target.strip()
     return labels
 
 
-def _mapping(
-    options: dict[str, str], required: tuple[str, ...], optional: tuple[str, ...]
-) -> dict[str, str]:
+def _mapping(options: dict[str, str], required: tuple[str, ...], optional: tuple[str, ...]) -> dict[str, str]:
     """target -> source column, from the options (unknown option names are an error)."""
     known = set(required) | set(optional) | {"prompt_text"}
     unknown = [k for k in options if k not in known and k not in SETTINGS]
@@ -162,9 +159,7 @@ def _tstamps(path: Path, df: pd.DataFrame, col: str) -> pd.Series:
         bad = dates.isna()
         if bad.any():
             row = df[rest][bad.to_numpy()].iloc[0]
-            raise InputError(
-                path, f"not a timestamp: {row[col]!r}", line=int(row["line"]), field=col
-            )
+            raise InputError(path, f"not a timestamp: {row[col]!r}", line=int(row["line"]), field=col)
         num[rest] = (dates - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
     return num
 
@@ -191,9 +186,7 @@ def _keys(out: pd.DataFrame) -> pd.Series:
     cells = [out[c].map(lambda v: "" if v is None or v != v else str(v)) for c in ident]
     parts = cells[0].str.cat(cells[1:], sep="\x1f")
     occurrence = parts.groupby(parts).cumcount().astype(str)
-    return (parts + "\x1e" + occurrence).map(
-        lambda s: hashlib.sha256(s.encode("utf-8")).hexdigest()[:16]
-    )
+    return (parts + "\x1e" + occurrence).map(lambda s: hashlib.sha256(s.encode("utf-8")).hexdigest()[:16])
 
 
 def read_votes(path: Path, options: dict[str, str]) -> Batch:
@@ -268,8 +261,7 @@ ADAPTERS = [
     ),
     Adapter(
         name="scores",
-        description="long table of per-instance scores (CSV / JSONL / Parquet): "
-        "instance_id, model, score",
+        description="long table of per-instance scores (CSV / JSONL / Parquet): instance_id, model, score",
         detect=detect_scores,
         read=read_scores,
     ),

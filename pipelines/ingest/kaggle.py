@@ -135,7 +135,5 @@ def detect(path: Path) -> bool:
 
 
 ADAPTERS = [
-    Adapter(
-        FORMAT, "Kaggle lmsys-chatbot-arena / arena-human-preference-55k train.csv", detect, read
-    )
+    Adapter(FORMAT, "Kaggle lmsys-chatbot-arena / arena-human-preference-55k train.csv", detect, read)
 ]

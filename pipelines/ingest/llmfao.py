@@ -60,9 +60,7 @@ def _int(path: Path, line: int, field: str, value: str) -> int:
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise InputError(
-            path, f"expected an integer, got {value!r}", line=line, field=field
-        ) from None
+        raise InputError(path, f"expected an integer, got {value!r}", line=line, field=field) from None
 
 
 def _votes(

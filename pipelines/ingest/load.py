@@ -118,9 +118,7 @@ def validate_battles(batch: Batch, df: pd.DataFrame) -> None:
         df,
         ~df["winner"].isin(WINNERS),
         "winner",
-        lambda r: (
-            f"unknown winner label {str(r['winner'])!r} (expected one of {', '.join(WINNERS)})"
-        ),
+        lambda r: f"unknown winner label {str(r['winner'])!r} (expected one of {', '.join(WINNERS)})",
     )
     _fail(
         batch,
@@ -261,16 +259,12 @@ def _insert_responses(con, dataset: str, view: str) -> int:
     return _count(con, "SELECT count(*) FROM responses WHERE dataset = ?", [dataset]) - before
 
 
-def _load_battles(
-    con, dataset: str, batch: Batch, df: pd.DataFrame, import_id: str
-) -> tuple[int, int]:
+def _load_battles(con, dataset: str, batch: Batch, df: pd.DataFrame, import_id: str) -> tuple[int, int]:
     validate_battles(batch, df)
     df = df.copy()
     df["tstamp"] = pd.to_numeric(df["tstamp"], errors="coerce")
     con.register("b_in", df)
-    prompt_rows = df.loc[
-        df["prompt_text"].notna(), ["prompt_text", "source_id", "language", "turns"]
-    ]
+    prompt_rows = df.loc[df["prompt_text"].notna(), ["prompt_text", "source_id", "language", "turns"]]
     con.register(
         "b_prompts",
         prompt_rows.rename(columns={"prompt_text": "text"}).assign(metadata=None),
@@ -294,9 +288,7 @@ def _load_battles(
                CASE WHEN response_b IS NULL THEN NULL ELSE {
             _h("concat_ws(chr(31), coalesce(prompt_id, ''), model_b, response_b)")
         } END AS rid_b
-        FROM (SELECT *, CASE WHEN prompt_text IS NULL THEN NULL ELSE {
-            _h("prompt_text")
-        } END AS prompt_id
+        FROM (SELECT *, CASE WHEN prompt_text IS NULL THEN NULL ELSE {_h("prompt_text")} END AS prompt_id
               FROM b_in)
         """,
     )
@@ -340,9 +332,7 @@ def _load_battles(
     return added, len(df) - added
 
 
-def _load_results(
-    con, dataset: str, batch: Batch, df: pd.DataFrame, import_id: str
-) -> tuple[int, int]:
+def _load_results(con, dataset: str, batch: Batch, df: pd.DataFrame, import_id: str) -> tuple[int, int]:
     validate_results(batch, df)
     df = df.copy()
     df["score"] = pd.to_numeric(df["score"])
@@ -422,13 +412,9 @@ def validate_batch(batch: Batch) -> None:
         validate_prompts(batch, responses, "text")
 
 
-def load_batch(
-    con: duckdb.DuckDBPyConnection, dataset: str, batch: Batch, sha: str
-) -> ImportReport:
+def load_batch(con: duckdb.DuckDBPyConnection, dataset: str, batch: Batch, sha: str) -> ImportReport:
     """Write one batch (the caller holds the transaction). Returns what it added."""
-    done = one(
-        con, "SELECT imported_at FROM imports WHERE dataset = ? AND sha256 = ?", [dataset, sha]
-    )
+    done = one(con, "SELECT imported_at FROM imports WHERE dataset = ? AND sha256 = ?", [dataset, sha])
     report = ImportReport(
         dataset=dataset,
         path=str(batch.path),
@@ -483,8 +469,7 @@ def load_batch(
         _count(con, "SELECT count(*) FROM prompts WHERE dataset = ?", [dataset]) - prompts_before
     )
     report.added_responses = (
-        _count(con, "SELECT count(*) FROM responses WHERE dataset = ?", [dataset])
-        - responses_before
+        _count(con, "SELECT count(*) FROM responses WHERE dataset = ?", [dataset]) - responses_before
     )
     run(
         con,

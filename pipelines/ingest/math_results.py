@@ -88,9 +88,7 @@ def _items(path: Path) -> pd.DataFrame:
     dup = items["source_id"].duplicated()
     if dup.any():
         row = items[dup].iloc[0]
-        raise InputError(
-            path, f"item id {row['source_id']!r} repeats", line=int(row["line"]), field="idx"
-        )
+        raise InputError(path, f"item id {row['source_id']!r} repeats", line=int(row["line"]), field="idx")
     return items
 
 

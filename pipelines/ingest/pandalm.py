@@ -63,9 +63,7 @@ def _records(path: Path) -> list[dict]:
         raise InputError(path, "expected a JSON array of records")
     for n, rec in enumerate(data, start=1):
         if not isinstance(rec, dict):
-            raise InputError(
-                path, f"expected an object, got {type(rec).__name__}", line=n, unit="record"
-            )
+            raise InputError(path, f"expected an object, got {type(rec).__name__}", line=n, unit="record")
     return data
 
 
@@ -103,9 +101,7 @@ def _items(path: Path) -> dict[int, dict]:
         # one real item has a blank instruction and the task in ``input``: keep just the input
         parts = [t for t in (instruction, extra) if t.strip()]
         if not parts:
-            raise InputError(
-                path, "empty instruction and input", line=n, field="instruction", unit="record"
-            )
+            raise InputError(path, "empty instruction and input", line=n, field="instruction", unit="record")
         prompt = "\n\n".join(parts)
         items[rec["idx"]] = {
             "n": n,
@@ -155,9 +151,7 @@ def read(path: Path, options: dict[str, str]) -> Batch:
         for ann in ANNOTATORS:
             winner = label(item["rec"].get(ann))
             if winner is None:
-                skipped.append(
-                    Skip(item["n"], ann, f"label {item['rec'].get(ann)!r}", str(testset))
-                )
+                skipped.append(Skip(item["n"], ann, f"label {item['rec'].get(ann)!r}", str(testset)))
                 continue
             rows.append(_vote(testset, item["n"], item, winner, f"pandalm-{ann}", "human", {}))
     for name, (field, judge, reason) in JUDGE_FILES.items() if path.is_dir() else ():
@@ -177,9 +171,7 @@ def read(path: Path, options: dict[str, str]) -> Batch:
                 )
             winner = label(rec.get(field))
             if winner is None:
-                skipped.append(
-                    Skip(n, field, f"unparseable verdict {rec.get(field)!r}", str(jpath))
-                )
+                skipped.append(Skip(n, field, f"unparseable verdict {rec.get(field)!r}", str(jpath)))
                 continue
             meta = {"verdict": rec.get(field), "reason": rec.get(reason)}
             rows.append(_vote(jpath, n, item, winner, judge, "llm", meta))
@@ -206,6 +198,7 @@ def read(path: Path, options: dict[str, str]) -> Batch:
         skipped=skipped,
         origin=ORIGIN,
         license=LICENSE,
+        line_unit="record",
     )
 
 

@@ -40,9 +40,7 @@ def check_bytes(path: Path, head: bytes) -> None:
     nul = head.find(b"\x00", 0, 65536)
     if nul >= 0:
         line = head.count(b"\n", 0, nul) + 1
-        raise InputError(
-            path, f"binary data, not a text file (NUL byte at offset {nul})", line=line
-        )
+        raise InputError(path, f"binary data, not a text file (NUL byte at offset {nul})", line=line)
 
 
 def read_json(path: Path) -> Any:
@@ -51,9 +49,7 @@ def read_json(path: Path) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(
-            path, f"malformed JSON ({exc.msg}, column {exc.colno})", line=exc.lineno
-        ) from None
+        raise InputError(path, f"malformed JSON ({exc.msg}, column {exc.colno})", line=exc.lineno) from None
 
 
 def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
@@ -67,9 +63,7 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
         try:
             obj = json.loads(raw)
         except json.JSONDecodeError as exc:
-            raise InputError(
-                path, f"malformed JSON ({exc.msg}, column {exc.colno})", line=n
-            ) from None
+            raise InputError(path, f"malformed JSON ({exc.msg}, column {exc.colno})", line=n) from None
         if not isinstance(obj, dict):
             raise InputError(path, f"expected a JSON object, got {type(obj).__name__}", line=n)
         yield n, obj
@@ -123,9 +117,7 @@ def read_csv(path: Path, required: Iterable[str] = ()) -> pd.DataFrame:
                 start = reader.line_num + 1
                 continue
             if len(row) != len(header):
-                raise InputError(
-                    path, f"{len(row)} fields where the header has {len(header)}", line=start
-                )
+                raise InputError(path, f"{len(row)} fields where the header has {len(header)}", line=start)
             rows.append(row)
             lines.append(start)
             start = reader.line_num + 1
