@@ -14,8 +14,8 @@ from pathlib import Path
 from ..errors import ArenatreeError, InputError
 from ..store import writer
 from .base import Adapter, Batch
-from .readers import check_bytes, is_parquet
 from .load import ImportReport, load_batches, path_sha256, validate_batch
+from .readers import check_bytes, is_parquet
 
 ADAPTER_MODULES = [
     "llmfao",
