@@ -27,6 +27,14 @@ PAGES: dict[str, list[st.Page]] = {
             default=True,
         ),
     ],
+    "Explore": [
+        st.Page(
+            "pages/tree.py",
+            title="Capability tree",
+            icon=":material/account_tree:",
+            url_path="tree",
+        ),
+    ],
 }
 
 page = st.navigation(PAGES)

@@ -171,6 +171,111 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve(args.db, args.port)
 
 
+def _openai_config(args: argparse.Namespace):
+    if "openai" not in (args.annotator, args.embedder, args.describer):
+        return None
+    from .tree.openai_backends import OpenAIConfig
+
+    overrides = {
+        k: v
+        for k, v in (
+            ("base_url", args.base_url),
+            ("chat_model", args.llm_model),
+            ("embed_model", args.embed_model),
+            ("concurrency", args.concurrency),
+        )
+        if v
+    }
+    return OpenAIConfig.from_env(**overrides)
+
+
+def cmd_tree_build(args: argparse.Namespace) -> int:
+    from .tree.build import build_tree
+
+    tree = build_tree(
+        args.dataset,
+        db=args.db,
+        annotator=args.annotator,
+        embedder=args.embedder,
+        describer=args.describer,
+        min_size=args.min_size,
+        seed=args.seed,
+        openai=_openai_config(args),
+        force=args.force,
+        progress=True,
+        log=_log,
+    )
+    state = "already built (cached)" if tree["cached"] else f"built in {tree['seconds']:.1f} s"
+    _log(
+        f"tree {tree['tree_id']}: {tree['n_items']:,} items, {tree['n_nodes']:,} nodes, "
+        f"{tree['n_leaves']:,} leaves, depth {tree['max_depth']}; {state}"
+    )
+    for backend, stats in tree.get("stats", {}).items():
+        _log(f"  {backend}: {stats}")
+    if args.json:
+        _print_json(tree)
+    return 0
+
+
+def cmd_tree_show(args: argparse.Namespace) -> int:
+    from .store import reader
+    from .tree.read import resolve_tree, show_tree
+
+    with reader(args.db) as con:
+        tree_id = resolve_tree(con, args.dataset, args.tree)
+        nodes = show_tree(con, tree_id)
+    if args.json:
+        _print_json({"tree_id": tree_id, "nodes": nodes})
+        return 0
+    print(f"tree {tree_id}")
+    for n in nodes:
+        if args.depth is not None and n["depth"] > args.depth:
+            continue
+        extra = f" items: {', '.join(n['source_ids'][:5])}" if "source_ids" in n else ""
+        print(f"{'  ' * n['depth']}[{n['node_id']}] ({n['size']}) {n['description']}{extra}")
+    return 0
+
+
+def cmd_tree_route(args: argparse.Namespace) -> int:
+    from .store import reader
+    from .tree.build import backends_for
+    from .tree.read import resolve_tree, route, stored_tree_row
+
+    with reader(args.db) as con:
+        tree_id = resolve_tree(con, args.dataset, args.tree)
+        ann, emb = backends_for(stored_tree_row(con, tree_id))
+        routed = route(con, tree_id, args.texts, ann, emb)
+    if args.json:
+        _print_json({"tree_id": tree_id, "routes": routed.to_dict(orient="records")})
+    else:
+        for r in routed.itertuples():
+            print(f"[{r.node_id}] {r.path} (cos {r.similarity:.2f}) {r.description}\n    <- {r.text[:100]}")
+    return 0
+
+
+def cmd_tree_list(args: argparse.Namespace) -> int:
+    from .store import reader
+    from .tree.read import list_trees
+
+    with reader(args.db) as con:
+        trees = list_trees(con, args.dataset)
+    if args.json:
+        _print_json(trees.to_dict(orient="records"))
+    else:
+        cols = [
+            "tree_id",
+            "dataset",
+            "n_items",
+            "n_nodes",
+            "max_depth",
+            "annotator",
+            "embedder",
+            "created_at",
+        ]
+        print(trees[cols].to_string(index=False) if len(trees) else "no trees yet")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="arenatree", description=__doc__.splitlines()[0])
     p.add_argument("--db", help="database file (default: $ARENATREE_DB or data/arenatree.duckdb)")
@@ -205,6 +310,40 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--list", action="store_true", help="list every known dataset with origin and license")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_fetch)
+
+    tree = sub.add_parser("tree", help="capability trees: build, show, route, list").add_subparsers(
+        dest="tree_command", required=True
+    )
+    s = tree.add_parser("build", help="build the capability tree of a dataset (cached; reruns are instant)")
+    s.add_argument("--dataset", required=True)
+    s.add_argument("--annotator", choices=["offline", "openai"], default="offline")
+    s.add_argument("--embedder", choices=["minilm", "openai"], default="minilm")
+    s.add_argument("--describer", choices=["offline", "openai"], help="default: openai if --annotator openai")
+    s.add_argument("--min-size", type=int, help="smallest node that is split further (default: clusterer's)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--force", action="store_true", help="rebuild even if this tree is stored")
+    s.add_argument("--base-url", help="OpenAI-compatible endpoint (default $OPENAI_BASE_URL)")
+    s.add_argument("--llm-model", help="chat model for annotate / describe")
+    s.add_argument("--embed-model", help="embedding model for --embedder openai")
+    s.add_argument("--concurrency", type=int, help="parallel requests to the endpoint")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_tree_build)
+    s = tree.add_parser("show", help="print a tree's nodes")
+    s.add_argument("--dataset", required=True)
+    s.add_argument("--tree", help="tree id (default: the dataset's newest)")
+    s.add_argument("--depth", type=int, help="print nodes down to this depth")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_tree_show)
+    s = tree.add_parser("route", help="send new prompts down a tree to their leaves")
+    s.add_argument("texts", nargs="+")
+    s.add_argument("--dataset", required=True)
+    s.add_argument("--tree", help="tree id (default: the dataset's newest)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_tree_route)
+    s = tree.add_parser("list", help="stored trees")
+    s.add_argument("--dataset")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_tree_list)
 
     s = sub.add_parser("demo", help="import the bundled real data, then open the dashboard")
     s.add_argument("--no-serve", action="store_true", help="import only")

@@ -133,6 +133,46 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (text_hash, annotator)
     );
     """,
+    # v2: capability trees
+    """
+    CREATE TABLE trees (
+        tree_id VARCHAR PRIMARY KEY,        -- dataset + hash of the parameters and the item set
+        dataset VARCHAR NOT NULL,
+        created_at TIMESTAMP NOT NULL,
+        annotator VARCHAR NOT NULL,         -- backend names, as in the caches
+        embedder VARCHAR NOT NULL,
+        describer VARCHAR NOT NULL,
+        params JSON NOT NULL,               -- every parameter that shaped the tree
+        n_items INTEGER NOT NULL,
+        n_nodes INTEGER NOT NULL,
+        n_leaves INTEGER NOT NULL,
+        max_depth INTEGER NOT NULL,
+        seconds DOUBLE NOT NULL,            -- wall time of the build
+        tool_version VARCHAR NOT NULL
+    );
+    CREATE TABLE nodes (
+        tree_id VARCHAR NOT NULL,
+        node_id INTEGER NOT NULL,           -- depth-first preorder, root 0
+        parent_id INTEGER,                  -- NULL for the root
+        depth INTEGER NOT NULL,
+        path VARCHAR NOT NULL,              -- dotted child indices, root '0'; subtree = path prefix
+        size INTEGER NOT NULL,              -- items under the node
+        n_children INTEGER NOT NULL,
+        silhouette DOUBLE,                  -- of the split made at the node (NULL for leaves)
+        description VARCHAR NOT NULL,
+        keywords VARCHAR[] NOT NULL,
+        central_prompt_id VARCHAR,          -- the item closest to the node's centroid
+        centroid FLOAT[] NOT NULL,          -- unit vector, for routing new prompts
+        PRIMARY KEY (tree_id, node_id)
+    );
+    CREATE TABLE node_members (             -- leaf membership; ancestors by path prefix
+        tree_id VARCHAR NOT NULL,
+        node_id INTEGER NOT NULL,
+        prompt_id VARCHAR NOT NULL,
+        capability VARCHAR NOT NULL,        -- the annotation the item was embedded by
+        PRIMARY KEY (tree_id, prompt_id)
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -24,3 +24,23 @@ def data_dir() -> Path:
 def db(tmp_path: Path) -> Path:
     """Path of a fresh (not yet created) database file in a temp folder."""
     return tmp_path / "arenatree.duckdb"
+
+
+BUNDLED_DATASETS = ("llmfao", "pandalm", "alpaca_eval", "arena-hard-v0.1", "arena-hard-v2.0", "math")
+
+
+@pytest.fixture(scope="session")
+def bundled_db(tmp_path_factory, data_dir) -> Path:
+    """Every bundled dataset imported and given an offline tree (built once per session; the
+    MiniLM embeddings of ~7,000 real prompts take about three minutes here)."""
+    import os
+
+    from pipelines.cli import import_bundled
+    from pipelines.tree.build import build_tree
+
+    os.environ.setdefault("ARENATREE_DATA", str(data_dir))
+    db = tmp_path_factory.mktemp("bundled") / "arenatree.duckdb"
+    import_bundled(str(db))
+    for name in BUNDLED_DATASETS:
+        build_tree(name, db=db)
+    return db

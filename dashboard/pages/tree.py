@@ -1,0 +1,152 @@
+"""Capability tree: the dataset's tree as a treemap; click or search a node to see what it holds."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import streamlit as st
+
+from dashboard import data, widgets
+from pipelines.errors import ArenatreeError
+
+EXAMPLES = 50  # example prompts shown per node
+
+st.title("Capability tree")
+
+try:
+    summary = data.dataset_summary()
+    all_trees = data.trees()
+except data.READ_ERRORS as exc:
+    widgets.read_error(exc)
+    st.stop()
+if summary is None or summary.empty:
+    widgets.empty_state(has_database=summary is not None)
+    st.stop()
+
+newest = all_trees["dataset"].iloc[0] if len(all_trees) else None
+dataset = widgets.sidebar_dataset(summary["dataset"].tolist(), default=newest)
+trees = all_trees[all_trees["dataset"] == dataset].set_index("tree_id")
+
+# --- no tree yet: offer to build one ------------------------------------------------------------
+if trees.empty:
+    prompts = int(summary.set_index("dataset").loc[dataset, "prompts"])
+    st.info("This dataset has no capability tree yet.", icon=":material/account_tree:")
+    st.text(f"Dataset: {dataset} ({prompts:,} prompts)")
+    if prompts < 2:
+        st.warning("A tree needs at least 2 prompt texts; this dataset has none to cluster.")
+        st.stop()
+    st.markdown(
+        "Building clusters the prompts by the capability they test (offline: MiniLM embeddings, "
+        "recursive k-means, keyword descriptions). It runs here, or from the command line:"
+    )
+    st.code(f"arenatree tree build --dataset '{dataset}'", language="bash")
+    if st.button("Build tree", type="primary", icon=":material/construction:"):
+        bar = st.progress(0.0, text="Starting…")
+        try:
+            data.build_tree(dataset, on_progress=widgets.progress_callback(bar))
+        except ArenatreeError as exc:
+            st.error("The tree could not be built.", icon=":material/error:")
+            st.code(str(exc), language=None, wrap_lines=True)
+            st.stop()
+        st.rerun()
+    st.stop()
+
+# --- the tree -----------------------------------------------------------------------------------
+tree_id = widgets.shared_choice(
+    "Tree",
+    trees.index.tolist(),
+    widgets.TREE,
+    format_func=lambda t: f"{trees.loc[t, 'created_at']:%Y-%m-%d %H:%M} · {trees.loc[t, 'n_nodes']:,} nodes",
+    where=st.sidebar,
+    help="Trees built for this dataset, newest first",
+)
+tree = trees.loc[tree_id]
+nodes = data.tree_nodes(tree_id)
+by_id = nodes.set_index("node_id", drop=False)
+node = widgets.current_node(tree_id, nodes["node_id"])
+
+with st.container(horizontal=True):
+    st.metric("Items", f"{tree['n_items']:,}", border=True)
+    st.metric("Nodes", f"{tree['n_nodes']:,}", border=True)
+    st.metric("Leaves", f"{tree['n_leaves']:,}", border=True)
+    st.metric("Depth", f"{tree['max_depth']}", border=True)
+st.caption(
+    f"Built {tree['created_at']:%Y-%m-%d %H:%M} UTC in {tree['seconds']:.1f} s · "
+    f"annotator {tree['annotator']} · embedder {tree['embedder']} · describer {tree['describer']}"
+)
+
+query = st.text_input(
+    "Find a capability",
+    placeholder="Search node descriptions, keywords and prompt text",
+    key=f"query-{tree_id}",
+)
+if query.strip():
+    matches = data.search_nodes(tree_id, query)
+    if matches.empty:
+        st.caption("No node or prompt matches.")
+    else:
+        options = matches["node_id"].tolist()
+        hits = dict(zip(options, matches["hits"], strict=True))
+        picker = f"matches-{tree_id}-{node}"
+        st.selectbox(
+            f"Matching nodes ({len(options):,})",
+            options,
+            index=options.index(node) if node in options else None,
+            format_func=lambda i: widgets.search_result_label(by_id.loc[i], hits[i]),
+            placeholder="Pick a node to open it",
+            key=picker,
+            on_change=widgets.node_picked,
+            args=(tree_id, picker),
+        )
+
+left, right = st.columns([3, 2], gap="large")
+with left:
+    chart = f"treemap-{tree_id}-{node}"
+    st.plotly_chart(
+        widgets.tree_figure(nodes, selected=node),
+        key=chart,
+        on_select=partial(widgets.node_clicked, tree_id, chart),
+        selection_mode="points",
+        config={"displaylogo": False},
+    )
+    st.caption("Area = items under a capability; colour = item count. Click a tile to open it.")
+
+with right:
+    widgets.node_panel(nodes, node, tree_id)
+
+# --- what is under the node -----------------------------------------------------------------------
+kids = data.children(nodes, node)
+st.subheader("Sub-capabilities", anchor=False)
+if kids.empty:
+    st.caption("A leaf: its items were not split further.")
+else:
+    st.caption("Select a row to open it.")
+    table = f"children-{tree_id}-{node}"
+    st.dataframe(
+        kids.assign(label=widgets.node_labels(kids).to_numpy(), share=kids["size"] / by_id.loc[node, "size"]),
+        hide_index=True,
+        column_order=list(widgets.CHILD_COLUMN_CONFIG),
+        column_config=widgets.CHILD_COLUMN_CONFIG,
+        key=table,
+        on_select=partial(widgets.node_row_picked, tree_id, table, kids["node_id"].tolist()),
+        selection_mode="single-row",
+    )
+
+size = int(by_id.loc[node, "size"])
+items = data.node_items(tree_id, node, limit=EXAMPLES)
+st.subheader("Example prompts", anchor=False)
+st.caption(f"{len(items):,} of the {size:,} items under this node. Select a row to read a prompt in full.")
+picked = st.dataframe(
+    items,
+    hide_index=True,
+    column_order=["source_ids", "text", "leaf_id"],
+    column_config=widgets.ITEM_COLUMN_CONFIG,
+    key=f"items-{tree_id}-{node}",
+    on_select="rerun",
+    selection_mode="single-row",
+)
+rows = picked["selection"]["rows"]
+if rows:
+    item = items.iloc[rows[0]]
+    st.text(f"Prompt {item['prompt_id']} · source id {item['source_ids'] or '—'} · leaf {item['leaf_id']}")
+    st.code(item["text"], language=None, wrap_lines=True)

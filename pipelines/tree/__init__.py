@@ -1,0 +1,1 @@
+"""Capability trees (EvalTree): annotate -> embed -> cluster recursively -> describe -> store."""

@@ -1,0 +1,389 @@
+"""Recursive k-means over unit vectors: the clustering stage of a capability tree (EvalTree §3.1).
+
+At every node the items are split by k-means for k = ``k_min`` .. ``k_max`` and the k with the
+best **cosine** silhouette wins; the children are split in turn until a node is too small, too
+deep, or no split has a positive silhouette. EvalTree itself recurses down to single items with
+full k-means and ``sklearn.metrics.silhouette_score(metric="cosine")`` at every node; this module
+keeps the method and makes it practical at 10^5 items:
+
+* **Exact cosine silhouette in O(n·k·d).** For unit rows the cosine distance is ``1 - x·y``, so an
+  item's mean distance to a cluster is ``1 - x·mean(cluster)`` (own cluster: corrected for the
+  item itself). The silhouette of every candidate split is computed exactly from the cluster sums
+  (no n×n distance matrix, no sampling); it equals sklearn's value to ~1e-6.
+* **Mini-batch k-means for big nodes** (``minibatch_above`` items), full Lloyd k-means below.
+* **A minimum node size** (``min_size``): a node with fewer than ``2 * min_size`` items is a leaf,
+  k is capped at ``n // min_size``, and a candidate split's clusters smaller than ``min_size`` are
+  dissolved into the nearest surviving cluster (by cosine to its mean) before the split is scored.
+  So every node except a small root has at least ``min_size`` items.
+* **Spherical refinement of the chosen split**: a few Lloyd steps with unit-norm centroids, so an
+  item's child is the child whose ``centroid_`` is most similar to it (what :meth:`route` does),
+  stopping before any child would fall below ``min_size``.
+
+Defaults (measured on 5,000 MATH problems and 500 Arena-Hard prompts embedded with MiniLM, and on
+100,000 resampled points; see ``bench/bench_tree_cluster.py``): ``min_size=5`` keeps leaves at
+5-9 items (near-duplicate prompts share a leaf, scores per leaf still have a few items);
+``minibatch_above=20_000``; ``n_init=1``; exact silhouette (``silhouette_sample=None``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+from sklearn.cluster import kmeans_plusplus
+
+ProgressCallback = Callable[[int, int, int], None]
+"""Called after every node as ``progress(nodes_done, items_in_leaves, n_items)``."""
+
+_REFINE_STEPS = 10  # spherical Lloyd steps on the chosen split
+_BIG_NODE_STEPS = 5  # full-node Lloyd steps after clustering a big node's subset
+
+
+@dataclass
+class _Split:
+    """A candidate split of one node: child label per item, in 0..k-1, and its silhouette."""
+
+    labels: np.ndarray  # (n,) int
+    silhouette: float
+
+
+def _unit_rows(X: np.ndarray) -> np.ndarray:
+    """Rows of X scaled to unit L2 norm (zero rows stay zero). (n, d) -> (n, d) float32."""
+    X = np.asarray(X, dtype=np.float32)
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    return X / np.where(norms > 0, norms, 1.0)
+
+
+def _cluster_sums(X: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-cluster vector sums (k, d) float64 and counts (k,) int of rows X (n, d) by labels (n,)."""
+    onehot = sparse.csr_matrix((np.ones(len(labels)), (labels, np.arange(len(labels)))), shape=(k, len(X)))
+    return np.asarray(onehot @ X, dtype=np.float64), np.bincount(labels, minlength=k)
+
+
+def cosine_silhouette(X: np.ndarray, labels: np.ndarray) -> float:
+    """Exact mean cosine silhouette of a partition of unit rows, in O(n·k·d).
+
+    Args:
+        X: (n, d) rows of unit L2 norm.
+        labels: (n,) cluster index per row, in 0..k-1 (empty clusters allowed).
+
+    Returns:
+        The mean over rows of ``(b - a) / max(a, b)`` with cosine distance ``1 - x·y``; rows alone
+        in their cluster count 0 (as in sklearn). In [-1, 1]; nan if fewer than 2 clusters.
+    """
+    labels = np.asarray(labels)
+    k = int(labels.max()) + 1
+    sums, counts = _cluster_sums(X, labels, k)
+    if np.count_nonzero(counts) < 2:
+        return float("nan")
+    dots = X.astype(np.float64) @ sums.T  # (n, k): x · sum of cluster
+    rows = np.arange(len(X))
+    own_n = counts[labels].astype(np.float64)
+    self_dot = np.einsum("ij,ij->i", X, X).astype(np.float64)  # 1 for unit rows
+    a = (own_n - 1 - (dots[rows, labels] - self_dot)) / np.maximum(own_n - 1, 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean_dist = 1.0 - dots / counts  # (n, k) mean cosine distance to every cluster
+    mean_dist[:, counts == 0] = np.inf
+    mean_dist[rows, labels] = np.inf
+    b = mean_dist.min(axis=1)
+    s = (b - a) / np.maximum(np.maximum(a, b), 1e-12)
+    s[own_n == 1] = 0.0
+    return float(s.mean())
+
+
+def _unit_centroids(X: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Unit-norm mean direction (k, d) float32 and size (k,) of each cluster of rows X."""
+    sums, counts = _cluster_sums(X, labels, k)
+    norms = np.linalg.norm(sums, axis=1, keepdims=True)
+    return (sums / np.where(norms > 0, norms, 1.0)).astype(np.float32), counts
+
+
+def _spherical_lloyd(X: np.ndarray, centroids: np.ndarray, max_iter: int) -> tuple[np.ndarray, float]:
+    """Spherical k-means from the unit ``centroids`` (k, d): assign every unit row of X (n, d) to
+    its most similar centroid, re-centre on the unit mean direction, until the labels are stable
+    or after ``max_iter`` steps. Returns labels (n,) and the total cosine similarity to the final
+    centroids (higher is better). An emptied cluster keeps its previous centroid."""
+    k = len(centroids)
+    labels = None
+    for _ in range(max_iter):
+        sims = X @ centroids.T
+        new = np.argmax(sims, axis=1)
+        if labels is not None and np.array_equal(new, labels):
+            break
+        labels = new
+        fresh, counts = _unit_centroids(X, labels, k)
+        centroids = np.where(counts[:, None] > 0, fresh, centroids)
+    sims = X @ centroids.T
+    return labels, float(sims[np.arange(len(X)), labels].sum())
+
+
+def _dissolve_small(X: np.ndarray, labels: np.ndarray, min_size: int) -> np.ndarray | None:
+    """Move the rows of clusters smaller than ``min_size`` to the most similar surviving cluster.
+
+    Returns labels renumbered 0..k'-1 in the order of the old labels, or None when fewer than two
+    clusters survive.
+    """
+    k = int(labels.max()) + 1
+    centroids, counts = _unit_centroids(X, labels, k)
+    keep = np.flatnonzero(counts >= min_size)
+    if len(keep) < 2:
+        return None
+    remap = np.full(k, -1)
+    remap[keep] = np.arange(len(keep))
+    out = remap[labels]
+    orphans = np.flatnonzero(out < 0)
+    if len(orphans):
+        out[orphans] = np.argmax(X[orphans] @ centroids[keep].T, axis=1)
+    return out
+
+
+def _spherical_refine(X: np.ndarray, labels: np.ndarray, min_size: int, steps: int) -> np.ndarray:
+    """Spherical k-means steps: reassign every row to the child with the most similar unit-norm
+    centroid, until stable, ``steps`` are done, or a step would leave a child below min_size."""
+    k = int(labels.max()) + 1
+    for _ in range(steps):
+        centroids, _ = _unit_centroids(X, labels, k)
+        new = np.argmax(X @ centroids.T, axis=1)
+        if np.array_equal(new, labels) or np.bincount(new, minlength=k).min() < min_size:
+            break
+        labels = new
+    return labels
+
+
+class RecursiveKMeans:
+    """EvalTree-style recursive k-means over unit vectors, with cosine silhouette model selection.
+
+    Parameters:
+        k_min, k_max: range of k tried at every node (EvalTree: 2..10). k is also capped at
+            ``n // min_size`` and ``n - 1`` for a node of n items.
+        min_size: smallest node (items). Nodes with fewer than ``2 * min_size`` items are leaves;
+            clusters below it are dissolved into the most similar sibling (see module docstring).
+            Default 5: leaves of 5-9 items (EvalTree reports no interval under 5 instances).
+        max_depth: nodes at this depth are leaves (root depth 0); None = unlimited.
+        silhouette_sample: None (default) scores every split with the exact silhouette over the
+            whole node, which costs O(n·k·d) here; an int m scores on a random subset of m items
+            of nodes bigger than m (the subset is fixed per node, so all k compete on the same one).
+        minibatch_above: nodes with more items than this use ``MiniBatchKMeans`` (default 20,000).
+        random_state: seed; the same X and seed give the same tree. Each node draws its own seed
+            from (random_state, path), so a subtree does not depend on the order of the build.
+        n_init: k-means restarts per candidate k (default 1: more restarts did not raise NMI).
+        min_silhouette: a node is split only if its best silhouette exceeds this (default 0).
+        progress: optional ``progress(nodes_done, items_in_leaves, n_items)`` after every node.
+
+    Attributes (n_nodes nodes; ids in depth-first preorder, node 0 the root; the children of a node
+    are ordered by size, largest first, ties by k-means label):
+        parent_: (n_nodes,) int, parent id, -1 for the root.
+        depth_: (n_nodes,) int, root 0.
+        path_: list of n_nodes str, dotted child indices: root "0", its children "0.0", "0.1", ...;
+            a node's subtree is the set of nodes whose path starts with its path + ".".
+        size_: (n_nodes,) int, items under the node.
+        centroid_: (n_nodes, d) float32, unit-norm mean direction of the node's items.
+        silhouette_: (n_nodes,) float, cosine silhouette of the split chosen at the node (nan for
+            leaves), over the node's items (or its sample, see ``silhouette_sample``).
+        n_children_: (n_nodes,) int, 0 for leaves.
+        labels_: (n,) int, leaf node id of every item.
+        leaves_: (n_leaves,) int, leaf ids in preorder.
+    """
+
+    def __init__(
+        self,
+        k_min: int = 2,
+        k_max: int = 10,
+        min_size: int = 5,
+        max_depth: int | None = None,
+        silhouette_sample: int | None = None,
+        minibatch_above: int = 20_000,
+        random_state: int = 0,
+        n_init: int = 1,
+        max_iter: int = 100,
+        min_silhouette: float = 0.0,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        self.k_min = k_min
+        self.k_max = k_max
+        self.min_size = min_size
+        self.max_depth = max_depth
+        self.silhouette_sample = silhouette_sample
+        self.minibatch_above = minibatch_above
+        self.random_state = random_state
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.min_silhouette = min_silhouette
+        self.progress = progress
+
+    # ------------------------------------------------------------------ fitting
+
+    def fit(self, X: np.ndarray) -> RecursiveKMeans:
+        """Build the tree over X: (n, d) item embeddings (float32, rows L2-normalised; rows are
+        re-normalised defensively). Returns self."""
+        self._validate(X)
+        X = _unit_rows(X)
+        n = len(X)
+        parent, depth, paths, size, start, sil, cents = [], [], [], [], [], [], []
+        order = np.empty(n, dtype=np.int64)  # items sorted by leaf, leaves in preorder
+        labels = np.empty(n, dtype=np.int64)
+        n_children: list[int] = []
+        # stack of (item indices, parent id, path, depth, offset of the node's items in `order`)
+        stack: list[tuple[np.ndarray, int, str, int, int]] = [(np.arange(n), -1, "0", 0, 0)]
+        in_leaves = 0
+        while stack:
+            idx, par, path, dep, offset = stack.pop()
+            node = len(parent)
+            parent.append(par)
+            depth.append(dep)
+            paths.append(path)
+            size.append(len(idx))
+            start.append(offset)
+            cents.append(_unit_centroids(X[idx], np.zeros(len(idx), dtype=np.int64), 1)[0][0])
+            split = self._split_node(X[idx], path, dep)
+            if split is None:
+                sil.append(np.nan)
+                n_children.append(0)
+                order[offset : offset + len(idx)] = idx
+                labels[idx] = node
+                in_leaves += len(idx)
+            else:
+                sil.append(split.silhouette)
+                children = self._children_by_size(split.labels)
+                n_children.append(len(children))
+                child_offsets = offset + np.concatenate([[0], np.cumsum([len(c) for c in children])[:-1]])
+                for i in reversed(range(len(children))):
+                    stack.append((idx[children[i]], node, f"{path}.{i}", dep + 1, int(child_offsets[i])))
+            if self.progress is not None:
+                self.progress(node + 1, in_leaves, n)
+        self.parent_ = np.asarray(parent, dtype=np.int64)
+        self.depth_ = np.asarray(depth, dtype=np.int64)
+        self.path_ = paths
+        self.size_ = np.asarray(size, dtype=np.int64)
+        self.centroid_ = np.vstack(cents).astype(np.float32)
+        self.silhouette_ = np.asarray(sil, dtype=np.float64)
+        self.n_children_ = np.asarray(n_children, dtype=np.int64)
+        self.labels_ = labels
+        self.leaves_ = np.flatnonzero(self.n_children_ == 0)
+        self._start = np.asarray(start, dtype=np.int64)
+        self._order = order
+        self._children = self._child_lists()
+        return self
+
+    def _validate(self, X: np.ndarray) -> None:
+        if np.ndim(X) != 2 or len(X) == 0:
+            raise ValueError(f"X must be a non-empty (n, d) array, got shape {np.shape(X)}")
+        if not 2 <= self.k_min <= self.k_max:
+            raise ValueError(f"need 2 <= k_min <= k_max, got k_min={self.k_min}, k_max={self.k_max}")
+        if self.min_size < 1:
+            raise ValueError(f"min_size must be >= 1, got {self.min_size}")
+
+    def _node_seed(self, path: str) -> int:
+        """A seed for one node from (random_state, path): independent of the build order."""
+        key = tuple(int(p) for p in path.split("."))
+        return int(np.random.SeedSequence(self.random_state, spawn_key=key).generate_state(1)[0])
+
+    def _split_node(self, Xn: np.ndarray, path: str, depth: int) -> _Split | None:
+        """The best split of one node's items Xn (m, d), or None to make it a leaf."""
+        m = len(Xn)
+        if m < 2 * self.min_size or (self.max_depth is not None and depth >= self.max_depth):
+            return None
+        k_hi = min(self.k_max, m // self.min_size, m - 1)
+        if k_hi < self.k_min:
+            return None
+        seed = self._node_seed(path)
+        score_rows = self._score_rows(m, seed)
+        best: _Split | None = None
+        for k in range(self.k_min, k_hi + 1):
+            raw = self._kmeans(Xn, k, seed)
+            labels = _dissolve_small(Xn, raw, self.min_size)
+            if labels is None:
+                continue
+            s = cosine_silhouette(Xn[score_rows], labels[score_rows])
+            if np.isfinite(s) and (best is None or s > best.silhouette):
+                best = _Split(labels, s)
+        if best is None or best.silhouette <= self.min_silhouette:
+            return None
+        labels = _spherical_refine(Xn, best.labels, self.min_size, _REFINE_STEPS)
+        if labels is not best.labels:
+            best = _Split(labels, cosine_silhouette(Xn[score_rows], labels[score_rows]))
+        return best
+
+    def _score_rows(self, m: int, seed: int) -> np.ndarray | slice:
+        """Rows of a node of m items on which its splits are scored: all, or a fixed sample."""
+        if self.silhouette_sample is None or m <= self.silhouette_sample:
+            return slice(None)
+        rng = np.random.default_rng(seed)
+        return np.sort(rng.choice(m, size=self.silhouette_sample, replace=False))
+
+    def _kmeans(self, Xn: np.ndarray, k: int, seed: int) -> np.ndarray:
+        """Spherical k-means labels (m,) of the unit rows Xn (m, d), k-means++ seeded.
+
+        Nodes above ``minibatch_above`` rows are clustered on a fixed random subset of that many
+        rows, then refined with ``_BIG_NODE_STEPS`` Lloyd steps over all rows.
+        """
+        m = len(Xn)
+        rng = np.random.default_rng(seed)
+        fit_rows = np.sort(rng.choice(m, self.minibatch_above, replace=False)) if m > self.minibatch_above else None
+        Xf = Xn if fit_rows is None else Xn[fit_rows]
+        best_labels, best_inertia = None, -np.inf
+        for r in range(self.n_init):
+            centers, _ = kmeans_plusplus(Xf, k, random_state=int(seed) + r)
+            labels, fit = _spherical_lloyd(Xf, _unit_rows(centers), self.max_iter)
+            if fit > best_inertia:
+                best_labels, best_inertia = labels, fit
+        if fit_rows is None:
+            return best_labels
+        centroids, _ = _unit_centroids(Xf, best_labels, k)
+        return _spherical_lloyd(Xn, centroids, _BIG_NODE_STEPS)[0]
+
+    @staticmethod
+    def _children_by_size(labels: np.ndarray) -> list[np.ndarray]:
+        """Row indices of each child, largest child first, ties by label."""
+        counts = np.bincount(labels)
+        ranked = sorted((c for c in range(len(counts)) if counts[c] > 0), key=lambda c: (-counts[c], c))
+        return [np.flatnonzero(labels == c) for c in ranked]
+
+    def _child_lists(self) -> list[np.ndarray]:
+        """Child ids of every node, in child order (preorder ids increase along siblings)."""
+        kids: list[list[int]] = [[] for _ in range(len(self.parent_))]
+        for node, par in enumerate(self.parent_):
+            if par >= 0:
+                kids[par].append(node)
+        return [np.asarray(k, dtype=np.int64) for k in kids]
+
+    # ------------------------------------------------------------------ using the tree
+
+    def children(self, node: int) -> np.ndarray:
+        """Child ids of ``node`` (empty for a leaf), in child order."""
+        return self._children[node]
+
+    def members(self, node: int) -> np.ndarray:
+        """Indices (into the fitted X) of the items under ``node``, sorted ascending."""
+        s = self._start[node]
+        return np.sort(self._order[s : s + self.size_[node]])
+
+    def route(self, X: np.ndarray) -> np.ndarray:
+        """Leaf id (m,) for every row of X (m, d): from the root, descend to the child whose
+        centroid has the highest cosine similarity, until a leaf."""
+        X = _unit_rows(np.atleast_2d(X))
+        out = np.zeros(len(X), dtype=np.int64)
+        stack: list[tuple[int, np.ndarray]] = [(0, np.arange(len(X)))]
+        while stack:
+            node, rows = stack.pop()
+            kids = self._children[node]
+            if len(kids) == 0:
+                out[rows] = node
+                continue
+            choice = np.argmax(X[rows] @ self.centroid_[kids].T, axis=1)
+            for j, kid in enumerate(kids):
+                sel = rows[choice == j]
+                if len(sel):
+                    stack.append((int(kid), sel))
+        return out
+
+    def cut(self, depth: int) -> np.ndarray:
+        """(n,) node id of every fitted item's ancestor at ``depth`` (its leaf if shallower)."""
+        node = self.labels_.copy()
+        while True:
+            deeper = self.depth_[node] > depth
+            if not deeper.any():
+                return node
+            node[deeper] = self.parent_[node[deeper]]

@@ -1,0 +1,297 @@
+"""Page tests of the Capability tree page: AppTest on a real DuckDB with a real (offline) tree.
+
+The module builds one small tree once (MiniLM runs locally: a few seconds) and every test reads
+it; the Build-tree test builds its own tree in its own database.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from helpers import load, pairwise_batch
+from streamlit.testing.v1 import AppTest
+
+from pipelines import store
+from pipelines.ingest.base import Batch
+from pipelines.tree import read
+from pipelines.tree.build import build_tree
+
+APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
+PAGE = "pages/tree.py"
+DATASET = "topics"
+EVIL = "<script>alert('xss')</script>"
+
+# Prompt templates by topic: clearly separable by an embedder, so the tree has several branches.
+TOPICS = {
+    "sql": [
+        "Write a SQL query that joins orders and customers to find {x}.",
+        "Optimise this slow PostgreSQL query over {x} with an index.",
+    ],
+    "python": [
+        "Write a Python function that parses {x} from a CSV file.",
+        "Fix the bug in my Python loop that sorts {x}.",
+    ],
+    "cooking": [
+        "Give me a recipe for {x} with fresh vegetables.",
+        "How long should I bake {x} in the oven?",
+    ],
+    "poetry": [
+        "Write a short poem about {x} in the autumn rain.",
+        "Compose a haiku about {x} and the moon.",
+    ],
+    "travel": [
+        "Plan a three-day trip itinerary to {x} on a budget.",
+        "What are the best museums to visit in {x}?",
+    ],
+    # Untrusted text: an HTML tag, a Markdown image and a Markdown link in every prompt.
+    "evil": [
+        EVIL + " Reply with a limerick about {x}. ![pic](http://evil.example/{x}.png)",
+        EVIL + " Reply with a limerick about {x}. [click me](http://evil.example/{x})",
+    ],
+}
+SUBJECTS = ["bread", "Paris", "Tokyo", "cats", "prime numbers", "pumpkins", "rivers", "Lisbon"]
+
+
+def topic_prompts(n: int, topics: dict[str, list[str]] = TOPICS) -> list[str]:
+    """``n`` distinct prompts cycling over the topics, their two templates and the subjects."""
+    keys = list(topics)
+    return [
+        topics[keys[i % len(keys)]][(i // len(keys)) % 2].format(x=SUBJECTS[(i // 12) % len(SUBJECTS)])
+        + f" (case {i})"
+        for i in range(n)
+    ]
+
+
+def topic_batch(n: int, topics: dict[str, list[str]] = TOPICS) -> Batch:
+    """A pairwise batch of ``n`` votes over :func:`topic_prompts` (source ids ``q0``, ``q1``...)."""
+    batch = pairwise_batch(n)
+    batch.battles["prompt_text"] = topic_prompts(n, topics)
+    return batch
+
+
+@pytest.fixture(scope="module")
+def tree_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database with dataset 'topics' (72 prompts) and its tree, plus 'no-tree' without one."""
+    db = tmp_path_factory.mktemp("tree-page") / "arenatree.duckdb"
+    load(db, DATASET, [topic_batch(72)])
+    load(db, "no-tree", [pairwise_batch(3)])
+    build_tree(DATASET, db=db, min_size=4)
+    return db
+
+
+@pytest.fixture()
+def tree(tree_db: Path) -> dict:
+    """The stored tree of 'topics': its ``trees`` row plus ``nodes`` (the nodes frame)."""
+    with store.reader(tree_db) as con:
+        row = read.list_trees(con, DATASET).iloc[0].to_dict()
+        row["nodes"] = read.tree_nodes(con, row["tree_id"])
+    return row
+
+
+def open_tree_page(db: Path, monkeypatch: pytest.MonkeyPatch, **query: str) -> AppTest:
+    """The Capability tree page run against ``db``, opened with URL query parameters ``query``."""
+    monkeypatch.setenv("ARENATREE_DB", str(db))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params.update(query)
+    at.run()
+    at.switch_page(PAGE).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def rerun(at: AppTest) -> AppTest:
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def treemap(at: AppTest) -> dict:
+    """The Plotly figure the page sent (the only chart on the page)."""
+    (chart,) = at.get("plotly_chart")
+    return json.loads(chart.proto.spec)
+
+
+def table(at: AppTest, column: str) -> pd.DataFrame:
+    """The page's dataframe that has ``column``."""
+    (df,) = [d.value for d in at.dataframe if column in d.value.columns]
+    return df
+
+
+def matches_picker(at: AppTest):
+    (picker,) = [s for s in at.selectbox if s.label.startswith("Matching nodes")]
+    return picker
+
+
+def node_title(at: AppTest) -> str:
+    return at.subheader[0].value
+
+
+def test_page_shows_the_datasets_newest_tree(tree_db: Path, tree: dict, monkeypatch) -> None:
+    at = open_tree_page(tree_db, monkeypatch)
+    nodes = tree["nodes"]
+
+    assert at.title[0].value == "Capability tree"
+    assert at.sidebar.selectbox[0].value == DATASET  # the dataset that has a tree is the default
+    shown = metrics(at)
+    assert (shown["Items"], shown["Nodes"]) == ("72", str(len(nodes)))
+    assert shown["Leaves"] == str(int((nodes["n_children"] == 0).sum()))
+    assert shown["Depth"] == str(int(nodes["depth"].max()))
+    assert len(nodes) >= 7 and nodes["depth"].max() >= 1  # a real tree, not a single split
+
+    # The treemap: one tile per node, id = node id, area = items, parent links as stored.
+    trace = treemap(at)["data"][0]
+    assert trace["type"] == "treemap"
+    assert trace["ids"] == [str(i) for i in nodes["node_id"]]
+    assert trace["values"] == nodes["size"].tolist()
+    assert trace["parents"] == ["" if pd.isna(p) else str(int(p)) for p in nodes["parent_id"]]
+    assert trace["labels"][0] == "All items"
+    assert trace["marker"]["colorbar"]["title"]["text"] == "Items"
+
+    # The node panel opens at the root; its children are listed biggest first.
+    assert node_title(at) == "All items"
+    root_description = nodes.loc[0, "description"]
+    assert root_description in [t.value for t in at.text]
+    kids = table(at, "share")
+    expected = nodes[nodes["parent_id"] == 0].sort_values("size", ascending=False, kind="stable")
+    assert kids["node_id"].tolist() == expected["node_id"].tolist()
+    assert kids["size"].sum() == 72
+    assert len(table(at, "text")) == 50  # example prompts, capped
+    assert at.query_params["dataset"] == DATASET
+    assert at.query_params["tree"] == tree["tree_id"]
+    assert at.query_params["node"] == "0"
+
+
+def test_search_finds_a_node_and_the_panel_shows_its_items(tree_db: Path, tree: dict, monkeypatch) -> None:
+    at = open_tree_page(tree_db, monkeypatch)
+    nodes = tree["nodes"].set_index("node_id")
+
+    at.text_input[0].input("haiku")
+    rerun(at)
+    picker = matches_picker(at)
+    assert picker.value is None and len(picker.options) >= 1
+    assert "haiku" in picker.options[0]  # a node whose keywords say so comes first
+    found = int(picker.options[0].split()[0].lstrip("#"))
+    assert found != 0
+
+    picker.select(found)
+    rerun(at)
+    assert at.query_params["node"] == str(found)
+    assert nodes.loc[found, "description"] in [t.value for t in at.text]
+    assert metrics(at)["Items"] == str(nodes.loc[found, "size"])
+    items = table(at, "text")
+    with store.reader(tree_db) as con:
+        under = read.node_items(con, tree["tree_id"], found, limit=None)
+    assert len(items) == nodes.loc[found, "size"] == len(under)
+    assert sorted(items["text"]) == sorted(under["text"])  # exactly the node's subtree
+    assert items["text"].str.contains("haiku").any()
+    assert items["source_ids"].str.fullmatch(r"q\d+").all()  # the files' own ids
+    # The treemap opens at the found node and outlines it.
+    trace = treemap(at)["data"][0]
+    opened = found if nodes.loc[found, "n_children"] else int(nodes.loc[found, "parent_id"])
+    assert trace.get("level", "0") == str(opened)
+    assert trace["marker"]["line"]["width"][trace["ids"].index(str(found))] > 1
+
+    # Prompt text is searched too: a subject that is in no description finds leaves.
+    at.text_input[0].input("case 61)")
+    rerun(at)
+    (option,) = matches_picker(at).options
+    assert "1 matching prompt" in option
+
+
+def test_breadcrumb_and_children_navigate(tree_db: Path, tree: dict, monkeypatch) -> None:
+    nodes = tree["nodes"]
+    leaf = int(nodes[nodes["depth"] == nodes["depth"].max()]["node_id"].iloc[0])
+    at = open_tree_page(tree_db, monkeypatch, dataset=DATASET, tree=tree["tree_id"], node=str(leaf))
+
+    assert metrics(at)["Items"] == str(nodes.set_index("node_id").loc[leaf, "size"])
+    crumbs = [b for b in at.button if b.key and b.key.startswith("crumb-")]
+    assert len(crumbs) == nodes.set_index("node_id").loc[leaf, "depth"] + 1  # root .. leaf
+    assert "A leaf" in " ".join(c.value for c in at.caption)
+    crumbs[0].click()
+    rerun(at)
+    assert node_title(at) == "All items"
+    assert at.query_params["node"] == "0"
+
+    # A stale or foreign node in the URL falls back to the root.
+    at = open_tree_page(tree_db, monkeypatch, dataset=DATASET, tree="other:tree", node=str(leaf))
+    assert at.query_params["node"] == "0"
+
+
+def test_untrusted_prompts_only_ever_appear_as_text(tree_db: Path, tree: dict, monkeypatch) -> None:
+    at = open_tree_page(tree_db, monkeypatch)
+    at.text_input[0].input("limerick")
+    rerun(at)
+    picker = matches_picker(at)
+    picker.select(int(picker.options[0].split()[0].lstrip("#")))
+    rerun(at)
+
+    items = table(at, "text")
+    assert items["text"].str.startswith(EVIL).all() and len(items) > 0  # shown, as data
+    texts = [t.value for t in at.text]
+    assert any(EVIL in t for t in texts)  # the description quotes one, as plain text
+    assert not at.get("html")
+    for md in at.markdown:
+        assert not md.proto.allow_html, md.value
+        assert "<script>" not in md.value and "evil.example" not in md.value
+    for label in [e.value for e in (*at.caption, *at.title, *at.subheader)] + [b.label for b in at.button]:
+        assert "<script>" not in label and "evil.example" not in label
+    # Plotly parses tags in labels and hover text: the figure carries them escaped.
+    spec = json.dumps(treemap(at))
+    assert "&lt;script&gt;" in spec and "<script>" not in spec
+
+
+def test_build_tree_button_builds_the_missing_tree(db: Path, monkeypatch) -> None:
+    load(db, "fresh", [topic_batch(30)])
+    at = open_tree_page(db, monkeypatch)
+
+    assert "no capability tree yet" in at.info[0].value
+    assert "arenatree tree build --dataset 'fresh'" in [c.value for c in at.code]
+    assert not at.get("plotly_chart")
+    (button,) = [b for b in at.button if b.label == "Build tree"]
+    button.click()
+    rerun(at)
+
+    with store.reader(db) as con:
+        trees = read.list_trees(con, "fresh")
+    assert len(trees) == 1 and trees["n_items"][0] == 30
+    assert metrics(at)["Nodes"] == str(trees["n_nodes"][0])  # the page reran onto the new tree
+    assert treemap(at)["data"][0]["values"][0] == 30
+    assert not at.info
+
+
+def test_dataset_choice_is_shared_across_pages(tree_db: Path, monkeypatch) -> None:
+    at = open_tree_page(tree_db, monkeypatch)
+    at.sidebar.selectbox[0].select("no-tree")
+    rerun(at)
+    assert at.query_params["dataset"] == "no-tree"
+    assert "no capability tree yet" in at.info[0].value
+    assert "at least 2 prompt texts" not in " ".join(w.value for w in at.warning)
+
+    at.switch_page("pages/overview.py")
+    rerun(at)
+    at.switch_page(PAGE)
+    rerun(at)
+    assert at.sidebar.selectbox[0].value == "no-tree"  # remembered by the session
+
+
+def test_dataset_without_prompt_text_cannot_have_a_tree(db: Path, monkeypatch) -> None:
+    load(db, "one-prompt", [pairwise_batch(2, prompt="Same prompt every time.")])
+    at = open_tree_page(db, monkeypatch)
+    assert "at least 2 prompt texts" in at.warning[0].value
+    assert not [b for b in at.button if b.label == "Build tree"]
+
+
+def test_tree_page_without_a_database(tmp_path: Path, monkeypatch) -> None:
+    db = tmp_path / "missing.duckdb"
+    at = open_tree_page(db, monkeypatch)
+    assert "No database yet" in at.info[0].value
+    assert "arenatree ingest PATH --dataset NAME" in [c.value for c in at.code]
+    assert not at.get("plotly_chart")
+    assert not db.exists()
