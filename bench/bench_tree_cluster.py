@@ -226,7 +226,7 @@ def timed_fit(tree, X: np.ndarray):
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--min-size", type=int, default=5)
+    ap.add_argument("--min-size", type=int, default=3)
     ap.add_argument("--skip-100k", action="store_true")
     ap.add_argument("--child-100k")
     args = ap.parse_args()
@@ -242,7 +242,8 @@ def main() -> None:
     ref, t_ref = timed_fit(ReferenceTree(min_size=args.min_size), X)
     print(f"MATH {X.shape}: min_size={args.min_size}")
     print(f"  RecursiveKMeans {t_ours:6.1f} s  {len(ours.parent_)} nodes")
-    print(f"  reference       {t_ref:6.1f} s  {len(ref.parent_)} nodes   time ratio ref/ours {t_ref / t_ours:.1f}x")
+    print(f"  reference       {t_ref:6.1f} s  {len(ref.parent_)} nodes")
+    print(f"  time ratio reference / ours: {t_ref / t_ours:.1f}x")
     print(f"  {'cut':<8}{'tree':<16}{'k':>4}{'NMI':>8}{'purity':>8}{'flat NMI':>10}{'flat pur':>10}")
     for depth in (1, 2):
         for name, tree in (("ours", ours), ("ref", ref)):
@@ -257,9 +258,11 @@ def main() -> None:
     clusters = np.array([r["cluster"] for r in arena])
     pairs = np.array([np.flatnonzero(clusters == c) for c in np.unique(clusters)])
     print(f"\nArena-Hard v0.1: {len(pairs)} pairs sharing a node of <= {PAIR_NODE_MAX} prompts")
-    for name, tree in (("ours", RecursiveKMeans(min_size=args.min_size)), ("ref", ReferenceTree(args.min_size))):
+    trees = (("ours", RecursiveKMeans(min_size=args.min_size)), ("ref", ReferenceTree(args.min_size)))
+    for name, tree in trees:
         tree.fit(A)
-        print(f"  {name:<5} {pair_rate(tree, pairs):.3f}   random placement {random_pair_rate(tree, pairs):.3f}")
+        rate, rand = pair_rate(tree, pairs), random_pair_rate(tree, pairs)
+        print(f"  {name:<5} {rate:.3f}   random placement {rand:.3f}")
 
     if not args.skip_100k:
         run_100k(X, args.min_size)

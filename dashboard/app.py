@@ -1,7 +1,7 @@
 """arenatree dashboard entry point: ``streamlit run dashboard/app.py``.
 
 This file is the frame around every page: page config, the sidebar and the navigation.
-A new page is one script in ``dashboard/pages/`` plus one ``st.Page`` line in :data:`PAGES`.
+A new page is one script in ``dashboard/views/`` plus one ``st.Page`` line in :data:`PAGES`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ st.set_page_config(
 PAGES: dict[str, list[st.Page]] = {
     "Data": [
         st.Page(
-            "pages/overview.py",
+            "views/overview.py",
             title="Overview",
             icon=":material/dashboard:",
             url_path="overview",
@@ -29,7 +29,7 @@ PAGES: dict[str, list[st.Page]] = {
     ],
     "Explore": [
         st.Page(
-            "pages/tree.py",
+            "views/tree.py",
             title="Capability tree",
             icon=":material/account_tree:",
             url_path="tree",

@@ -294,11 +294,11 @@ def tree_figure(
         nodes: one row per node (node_id, parent_id, depth, size, description, keywords), as
             :func:`dashboard.data.tree_nodes` returns.
         color: a value per node, indexed by node_id (e.g. a model's score per node); None colours
-            by item count. Nodes missing from it are drawn grey.
+            by item count. Nodes missing from it get no colour value (Plotly's default fill).
         color_label: the colour bar's title (e.g. "Items", "Win rate").
         colorscale: a Plotly colour scale name or list.
-        selected: the chosen node: outlined, and the view opens at it (at its parent for a
-            leaf, so the leaf is visible among its siblings).
+        selected: the chosen node: outlined, and the view opens at its parent (the node among
+            its siblings, its children inside it).
         max_depth: levels shown at once below the opened node (deeper ones by clicking).
         height: pixels.
 
@@ -325,10 +325,10 @@ def tree_figure(
     ]
     root = int(ids[parent.isna()].iloc[0])
     chosen = selected if selected is not None and selected in set(ids) and selected != root else None
+    # Open at the chosen node's parent: the node among its siblings, its children inside it.
     level = None
     if chosen is not None:
-        row = nodes[ids == chosen].iloc[0]
-        opens_at = chosen if row["n_children"] > 0 or pd.isna(row["parent_id"]) else int(row["parent_id"])
+        opens_at = int(nodes.loc[ids == chosen, "parent_id"].iloc[0])
         level = str(opens_at) if opens_at != root else None
     line_width = [3.5 if i == chosen else 1.0 for i in ids]
     line_color = ["#d9480f" if i == chosen else "#ffffff" for i in ids]

@@ -126,3 +126,53 @@ def table_contents(con, tables: Sequence[str] | None = None) -> dict[str, list[t
         rows = store.run(con, f'SELECT * FROM "{t}"')  # noqa: S608 - names from the catalog
         out[t] = sorted(rows, key=repr)
     return out
+
+
+EVIL = "<script>alert('xss')</script>"
+
+# Prompt templates by topic: clearly separable by an embedder, so the tree has several branches.
+TOPICS = {
+    "sql": [
+        "Write a SQL query that joins orders and customers to find {x}.",
+        "Optimise this slow PostgreSQL query over {x} with an index.",
+    ],
+    "python": [
+        "Write a Python function that parses {x} from a CSV file.",
+        "Fix the bug in my Python loop that sorts {x}.",
+    ],
+    "cooking": [
+        "Give me a recipe for {x} with fresh vegetables.",
+        "How long should I bake {x} in the oven?",
+    ],
+    "poetry": [
+        "Write a short poem about {x} in the autumn rain.",
+        "Compose a haiku about {x} and the moon.",
+    ],
+    "travel": [
+        "Plan a three-day trip itinerary to {x} on a budget.",
+        "What are the best museums to visit in {x}?",
+    ],
+    # Untrusted text: an HTML tag, a Markdown image and a Markdown link in every prompt.
+    "evil": [
+        EVIL + " Reply with a limerick about {x}. ![pic](http://evil.example/{x}.png)",
+        EVIL + " Reply with a limerick about {x}. [click me](http://evil.example/{x})",
+    ],
+}
+SUBJECTS = ["bread", "Paris", "Tokyo", "cats", "prime numbers", "pumpkins", "rivers", "Lisbon"]
+
+
+def topic_prompts(n: int, topics: dict[str, list[str]] = TOPICS) -> list[str]:
+    """``n`` distinct prompts cycling over the topics, their two templates and the subjects."""
+    keys = list(topics)
+    return [
+        topics[keys[i % len(keys)]][(i // len(keys)) % 2].format(x=SUBJECTS[(i // 12) % len(SUBJECTS)])
+        + f" (case {i})"
+        for i in range(n)
+    ]
+
+
+def topic_batch(n: int, topics: dict[str, list[str]] = TOPICS) -> Batch:
+    """A pairwise batch of ``n`` votes over :func:`topic_prompts` (source ids ``q0``, ``q1``...)."""
+    batch = pairwise_batch(n)
+    batch.battles["prompt_text"] = topic_prompts(n, topics)
+    return batch

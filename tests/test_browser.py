@@ -7,6 +7,7 @@ skipped), so a CI machine without a browser cannot pass silently.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -17,8 +18,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from helpers import load, pairwise_batch, results_batch
+from helpers import load, pairwise_batch, results_batch, topic_batch
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from dashboard.widgets import node_label
+from pipelines import store
+from pipelines.tree import read as tree_read
+from pipelines.tree.build import build_tree
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -181,3 +187,91 @@ def test_empty_state_in_chromium(tmp_path: Path, page: Page) -> None:
         expect(page.get_by_text("make demo", exact=True)).to_be_visible()
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "overview-empty.png"), full_page=True)
+
+
+@pytest.fixture(scope="module")
+def tree_database(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A database with dataset 'topics' (72 varied prompts, some hostile) and its built tree:
+    ``db``, ``tree_id`` and ``nodes`` (the stored nodes frame)."""
+    db = tmp_path_factory.mktemp("browser-tree") / "arenatree.duckdb"
+    load(db, "topics", [topic_batch(72)])
+    built = build_tree("topics", db=db, min_size=4)
+    with store.reader(db) as con:
+        nodes = tree_read.tree_nodes(con, built["tree_id"])
+    return {"db": db, "tree_id": built["tree_id"], "nodes": nodes}
+
+
+@pytest.fixture(scope="module")
+def tree_server(tree_database: dict, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    log = tmp_path_factory.mktemp("streamlit-tree") / "server.log"
+    with streamlit_server(tree_database["db"], log) as url:
+        yield url
+
+
+def test_tree_page_in_chromium(tree_server: str, tree_database: dict, browser: Browser) -> None:
+    """Open the tree page from the navigation, click a tile, search a node, share its URL."""
+    nodes = tree_database["nodes"]
+    context = browser.new_context(viewport={"width": 1600, "height": 1900})
+    page = context.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(tree_server)
+        page.get_by_test_id("stSidebarNav").get_by_text("Capability tree").click(timeout=30_000)
+        expect(page.get_by_role("heading", name="Capability tree")).to_be_visible(timeout=30_000)
+        expect(metric(page, "Nodes")).to_have_text(str(len(nodes)), timeout=30_000)
+        tiles = page.locator(".js-plotly-plot g.slice")
+        expect(tiles.first).to_be_visible(timeout=30_000)
+        assert tiles.count() >= len(nodes[nodes["depth"] <= 3])  # the whole (small) tree is drawn
+        title = page.locator(".st-key-node-panel h3")
+        expect(title).to_have_text("All items")
+
+        # Click the tile of a first-level leaf: the panel opens it and the URL names it.
+        labels = [
+            node_label(list(k), d) for k, d in zip(nodes["keywords"], nodes["description"], strict=True)
+        ]
+        unique = nodes.assign(label=labels).drop_duplicates("label", keep=False)
+        leaf = unique[(unique["depth"] == 1) & (unique["n_children"] == 0)].iloc[0]
+        label = leaf["label"]
+        tiles.filter(has_text=label).first.click()
+        expect(title).to_have_text(label, timeout=30_000)
+        expect(page).to_have_url(re.compile(rf"node={leaf['node_id']}(&|$)"))
+
+        # Search by prompt text and pick the first matching node.
+        search = page.get_by_label("Find a capability")
+        search.fill("limerick")
+        search.press("Enter")
+        picker = page.get_by_test_id("stSelectbox").filter(has_text="Matching nodes")
+        picker.click(timeout=30_000)
+        page.get_by_role("option").first.click()
+        grids = page.get_by_test_id("stDataFrame")
+        expect(grids.last).to_contain_text("<script>alert('xss')</script>", timeout=30_000)  # as text
+        chosen = int(re.search(r"node=(\d+)", page.url).group(1))
+        expect(title).to_have_text(
+            node_label(list(nodes.loc[chosen, "keywords"]), nodes.loc[chosen, "description"])
+        )
+        panel = page.locator(".st-key-node-panel")
+        expect(panel).to_contain_text(nodes.loc[chosen, "description"])  # hostile text, as text
+        page.wait_for_timeout(1500)  # let grids and the treemap finish painting
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "tree.png"), full_page=True)
+
+        # Hostile prompt text never became markup.
+        assert (
+            page.locator("img[src*='evil.example'], a[href*='evil.example'], script:text('xss')").count() == 0
+        )
+        assert dialogs == [], f"untrusted text ran as script: {dialogs}"
+        assert errors == [], f"JavaScript errors on the page: {errors}"
+
+        # The URL is the view: a fresh session opened with it shows the same node.
+        shared = page.url
+        other = context.new_page()
+        other.goto(shared)
+        expect(other.locator(".st-key-node-panel h3")).to_have_text(
+            node_label(list(nodes.loc[chosen, "keywords"]), nodes.loc[chosen, "description"]),
+            timeout=30_000,
+        )
+    finally:
+        context.close()

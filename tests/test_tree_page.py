@@ -11,65 +11,16 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import load, pairwise_batch
+from helpers import EVIL, load, pairwise_batch, topic_batch
 from streamlit.testing.v1 import AppTest
 
 from pipelines import store
-from pipelines.ingest.base import Batch
 from pipelines.tree import read
 from pipelines.tree.build import build_tree
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
-PAGE = "pages/tree.py"
+PAGE = "views/tree.py"
 DATASET = "topics"
-EVIL = "<script>alert('xss')</script>"
-
-# Prompt templates by topic: clearly separable by an embedder, so the tree has several branches.
-TOPICS = {
-    "sql": [
-        "Write a SQL query that joins orders and customers to find {x}.",
-        "Optimise this slow PostgreSQL query over {x} with an index.",
-    ],
-    "python": [
-        "Write a Python function that parses {x} from a CSV file.",
-        "Fix the bug in my Python loop that sorts {x}.",
-    ],
-    "cooking": [
-        "Give me a recipe for {x} with fresh vegetables.",
-        "How long should I bake {x} in the oven?",
-    ],
-    "poetry": [
-        "Write a short poem about {x} in the autumn rain.",
-        "Compose a haiku about {x} and the moon.",
-    ],
-    "travel": [
-        "Plan a three-day trip itinerary to {x} on a budget.",
-        "What are the best museums to visit in {x}?",
-    ],
-    # Untrusted text: an HTML tag, a Markdown image and a Markdown link in every prompt.
-    "evil": [
-        EVIL + " Reply with a limerick about {x}. ![pic](http://evil.example/{x}.png)",
-        EVIL + " Reply with a limerick about {x}. [click me](http://evil.example/{x})",
-    ],
-}
-SUBJECTS = ["bread", "Paris", "Tokyo", "cats", "prime numbers", "pumpkins", "rivers", "Lisbon"]
-
-
-def topic_prompts(n: int, topics: dict[str, list[str]] = TOPICS) -> list[str]:
-    """``n`` distinct prompts cycling over the topics, their two templates and the subjects."""
-    keys = list(topics)
-    return [
-        topics[keys[i % len(keys)]][(i // len(keys)) % 2].format(x=SUBJECTS[(i // 12) % len(SUBJECTS)])
-        + f" (case {i})"
-        for i in range(n)
-    ]
-
-
-def topic_batch(n: int, topics: dict[str, list[str]] = TOPICS) -> Batch:
-    """A pairwise batch of ``n`` votes over :func:`topic_prompts` (source ids ``q0``, ``q1``...)."""
-    batch = pairwise_batch(n)
-    batch.battles["prompt_text"] = topic_prompts(n, topics)
-    return batch
 
 
 @pytest.fixture(scope="module")
@@ -176,9 +127,10 @@ def test_search_finds_a_node_and_the_panel_shows_its_items(tree_db: Path, tree: 
     rerun(at)
     picker = matches_picker(at)
     assert picker.value is None and len(picker.options) >= 1
-    assert "haiku" in picker.options[0]  # a node whose keywords say so comes first
     found = int(picker.options[0].split()[0].lstrip("#"))
-    assert found != 0
+    assert found != 0  # the root holds everything: never a result
+    words = nodes.loc[found, "description"] + " " + " ".join(nodes.loc[found, "keywords"])
+    assert "haiku" in words.lower()  # description matches come first
 
     picker.select(found)
     rerun(at)
@@ -192,14 +144,18 @@ def test_search_finds_a_node_and_the_panel_shows_its_items(tree_db: Path, tree: 
     assert sorted(items["text"]) == sorted(under["text"])  # exactly the node's subtree
     assert items["text"].str.contains("haiku").any()
     assert items["source_ids"].str.fullmatch(r"q\d+").all()  # the files' own ids
-    # The treemap opens at the found node and outlines it.
+    # The treemap opens at the found node's parent and outlines the node.
     trace = treemap(at)["data"][0]
-    opened = found if nodes.loc[found, "n_children"] else int(nodes.loc[found, "parent_id"])
-    assert trace.get("level", "0") == str(opened)
+    assert trace.get("level", "0") == str(nodes.loc[found, "parent_id"])
     assert trace["marker"]["line"]["width"][trace["ids"].index(str(found))] > 1
 
-    # Prompt text is searched too: a subject that is in no description finds leaves.
-    at.text_input[0].input("case 61)")
+    # Prompt text is searched too: a prompt that no description quotes finds its leaf.
+    case = next(
+        f"(case {i})"
+        for i in range(72)
+        if not nodes["description"].str.contains(f"(case {i})", regex=False).any()
+    )
+    at.text_input[0].input(case)
     rerun(at)
     (option,) = matches_picker(at).options
     assert "1 matching prompt" in option
@@ -274,7 +230,7 @@ def test_dataset_choice_is_shared_across_pages(tree_db: Path, monkeypatch) -> No
     assert "no capability tree yet" in at.info[0].value
     assert "at least 2 prompt texts" not in " ".join(w.value for w in at.warning)
 
-    at.switch_page("pages/overview.py")
+    at.switch_page("views/overview.py")
     rerun(at)
     at.switch_page(PAGE)
     rerun(at)

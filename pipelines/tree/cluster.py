@@ -31,8 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import sparse
-from sklearn.cluster import kmeans_plusplus
+from threadpoolctl import threadpool_limits
 
 ProgressCallback = Callable[[int, int, int], None]
 """Called after every node as ``progress(nodes_done, items_in_leaves, n_items)``."""
@@ -58,8 +57,28 @@ def _unit_rows(X: np.ndarray) -> np.ndarray:
 
 def _cluster_sums(X: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-cluster vector sums (k, d) float64 and counts (k,) int of rows X (n, d) by labels (n,)."""
-    onehot = sparse.csr_matrix((np.ones(len(labels)), (labels, np.arange(len(labels)))), shape=(k, len(X)))
-    return np.asarray(onehot @ X, dtype=np.float64), np.bincount(labels, minlength=k)
+    onehot = (labels[None, :] == np.arange(k)[:, None]).astype(X.dtype)  # k <= 10: one BLAS call
+    return (onehot @ X).astype(np.float64), np.bincount(labels, minlength=k)
+
+
+def _kmeans_plusplus(X: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Greedy k-means++ seeding (as sklearn: 2 + log k candidates per step, keep the one that
+    lowers the potential most) on unit rows X (n, d), squared distance 2 - 2 cos. Returns (k, d)."""
+    n = len(X)
+    trials = 2 + int(np.log(k))
+    centers = [X[rng.integers(n)]]
+    closest = np.maximum(2.0 - 2.0 * (X @ centers[0]), 0.0)
+    for _ in range(1, k):
+        total = closest.sum()
+        if total <= 0:  # fewer distinct points than k: repeat a point, its cluster stays empty
+            centers.append(X[rng.integers(n)])
+            continue
+        cand = np.searchsorted(np.cumsum(closest), rng.random(trials) * total).clip(max=n - 1)
+        dist = np.minimum(closest[None, :], np.maximum(2.0 - 2.0 * (X[cand] @ X.T), 0.0))
+        best = int(np.argmin(dist.sum(axis=1)))
+        centers.append(X[cand[best]])
+        closest = dist[best]
+    return np.vstack(centers)
 
 
 def cosine_silhouette(X: np.ndarray, labels: np.ndarray) -> float:
@@ -78,13 +97,14 @@ def cosine_silhouette(X: np.ndarray, labels: np.ndarray) -> float:
     sums, counts = _cluster_sums(X, labels, k)
     if np.count_nonzero(counts) < 2:
         return float("nan")
-    dots = X.astype(np.float64) @ sums.T  # (n, k): x · sum of cluster
+    with np.errstate(divide="ignore", invalid="ignore"):
+        means = (sums / counts[:, None]).astype(X.dtype)  # (k, d); nan rows for empty clusters
+    sim = (X @ means.T).astype(np.float64)  # (n, k) mean cosine similarity to every cluster
     rows = np.arange(len(X))
     own_n = counts[labels].astype(np.float64)
-    self_dot = np.einsum("ij,ij->i", X, X).astype(np.float64)  # 1 for unit rows
-    a = (own_n - 1 - (dots[rows, labels] - self_dot)) / np.maximum(own_n - 1, 1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mean_dist = 1.0 - dots / counts  # (n, k) mean cosine distance to every cluster
+    # own cluster, without the item itself (x·x = 1): sum_j (1 - x·x_j) / (n_c - 1)
+    a = own_n * (1.0 - sim[rows, labels]) / np.maximum(own_n - 1, 1)
+    mean_dist = 1.0 - sim
     mean_dist[:, counts == 0] = np.inf
     mean_dist[rows, labels] = np.inf
     b = mean_dist.min(axis=1)
@@ -191,7 +211,7 @@ class RecursiveKMeans:
         self,
         k_min: int = 2,
         k_max: int = 10,
-        min_size: int = 5,
+        min_size: int = 3,
         max_depth: int | None = None,
         silhouette_sample: int | None = None,
         minibatch_above: int = 20_000,
@@ -219,7 +239,13 @@ class RecursiveKMeans:
         """Build the tree over X: (n, d) item embeddings (float32, rows L2-normalised; rows are
         re-normalised defensively). Returns self."""
         self._validate(X)
-        X = _unit_rows(X)
+        # One BLAS thread: the work is many small products, and 2+ threads on a busy 2-core
+        # machine made a 5,000-item fit 5x slower (spin-waits); the tree is the same either way.
+        with threadpool_limits(limits=1):
+            self._fit(_unit_rows(X))
+        return self
+
+    def _fit(self, X: np.ndarray) -> None:
         n = len(X)
         parent, depth, paths, size, start, sil, cents = [], [], [], [], [], [], []
         order = np.empty(n, dtype=np.int64)  # items sorted by leaf, leaves in preorder
@@ -265,7 +291,6 @@ class RecursiveKMeans:
         self._start = np.asarray(start, dtype=np.int64)
         self._order = order
         self._children = self._child_lists()
-        return self
 
     def _validate(self, X: np.ndarray) -> None:
         if np.ndim(X) != 2 or len(X) == 0:
@@ -291,8 +316,7 @@ class RecursiveKMeans:
         seed = self._node_seed(path)
         score_rows = self._score_rows(m, seed)
         best: _Split | None = None
-        for k in range(self.k_min, k_hi + 1):
-            raw = self._kmeans(Xn, k, seed)
+        for raw in self._candidates(Xn, range(self.k_min, k_hi + 1), seed):
             labels = _dissolve_small(Xn, raw, self.min_size)
             if labels is None:
                 continue
@@ -313,26 +337,31 @@ class RecursiveKMeans:
         rng = np.random.default_rng(seed)
         return np.sort(rng.choice(m, size=self.silhouette_sample, replace=False))
 
-    def _kmeans(self, Xn: np.ndarray, k: int, seed: int) -> np.ndarray:
-        """Spherical k-means labels (m,) of the unit rows Xn (m, d), k-means++ seeded.
+    def _candidates(self, Xn: np.ndarray, ks: range, seed: int) -> list[np.ndarray]:
+        """Spherical k-means labels (m,) of the unit rows Xn (m, d) for every k in ``ks``.
 
-        Nodes above ``minibatch_above`` rows are clustered on a fixed random subset of that many
-        rows, then refined with ``_BIG_NODE_STEPS`` Lloyd steps over all rows.
+        One greedy k-means++ seeding of max(ks) centres per restart; k uses its first k centres
+        (k-means++ is sequential, so that is exactly a k-means++ seeding for k). The best of
+        ``n_init`` restarts (total cosine similarity to the centroids) is kept per k. Nodes above
+        ``minibatch_above`` rows are clustered on a fixed random subset of that many rows, then
+        all rows get ``_BIG_NODE_STEPS`` Lloyd steps from the subset's centroids.
         """
         m = len(Xn)
         rng = np.random.default_rng(seed)
-        fit_rows = np.sort(rng.choice(m, self.minibatch_above, replace=False)) if m > self.minibatch_above else None
-        Xf = Xn if fit_rows is None else Xn[fit_rows]
-        best_labels, best_inertia = None, -np.inf
-        for r in range(self.n_init):
-            centers, _ = kmeans_plusplus(Xf, k, random_state=int(seed) + r)
-            labels, fit = _spherical_lloyd(Xf, _unit_rows(centers), self.max_iter)
-            if fit > best_inertia:
-                best_labels, best_inertia = labels, fit
-        if fit_rows is None:
-            return best_labels
-        centroids, _ = _unit_centroids(Xf, best_labels, k)
-        return _spherical_lloyd(Xn, centroids, _BIG_NODE_STEPS)[0]
+        big = m > self.minibatch_above
+        Xf = Xn[np.sort(rng.choice(m, self.minibatch_above, replace=False))] if big else Xn
+        best: list[tuple[float, np.ndarray]] = [(-np.inf, np.empty(0, dtype=np.int64))] * len(ks)
+        for _ in range(self.n_init):
+            seeds = _kmeans_plusplus(Xf, ks[-1], rng)
+            for i, k in enumerate(ks):
+                labels, fit = _spherical_lloyd(Xf, seeds[:k], self.max_iter)
+                if fit > best[i][0]:
+                    best[i] = (fit, labels)
+        out = [labels for _, labels in best]
+        if big:
+            starts = [_unit_centroids(Xf, lab, k)[0] for k, lab in zip(ks, out, strict=True)]
+            out = [_spherical_lloyd(Xn, c, _BIG_NODE_STEPS)[0] for c in starts]
+        return out
 
     @staticmethod
     def _children_by_size(labels: np.ndarray) -> list[np.ndarray]:

@@ -111,7 +111,7 @@ with left:
     )
     st.caption("Area = items under a capability; colour = item count. Click a tile to open it.")
 
-with right:
+with right, st.container(border=True, key="node-panel"):
     widgets.node_panel(nodes, node, tree_id)
 
 # --- what is under the node -----------------------------------------------------------------------
