@@ -44,3 +44,25 @@ def bundled_db(tmp_path_factory, data_dir) -> Path:
     for name in BUNDLED_DATASETS:
         build_tree(name, db=db)
     return db
+
+
+def dataset_embeddings(db: Path, dataset: str):
+    """(X, prompts) of a bundled dataset as its tree was built: X (n, 384) unit MiniLM vectors of
+    the offline capabilities, prompts the frame (prompt_id, text, metadata dict) in the same order.
+    Read from the build's embedding cache, so nothing is embedded twice in a session."""
+    import json
+
+    from pipelines import store
+    from pipelines.tree.base import OfflineAnnotator
+    from pipelines.tree.build import cached_embeddings, dataset_items
+    from pipelines.tree.embed import MiniLMEmbedder
+
+    with store.writer(db) as con:
+        items = dataset_items(con, dataset)
+        meta = dict(
+            con.execute("SELECT prompt_id, metadata FROM prompts WHERE dataset = ?", [dataset]).fetchall()
+        )
+        caps = OfflineAnnotator().annotate(items["text"].tolist())
+        X = cached_embeddings(con, MiniLMEmbedder(), caps)  # all cached: no model call
+    items["metadata"] = [json.loads(meta[p] or "{}") for p in items["prompt_id"]]
+    return X, items

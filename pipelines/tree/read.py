@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import numpy as np
@@ -9,6 +10,7 @@ import pandas as pd
 
 from ..errors import ArenatreeError
 from ..store import one
+from .cluster import route_tree
 
 NODE_COLUMNS = (
     "node_id, parent_id, depth, path, size, n_children, silhouette, description, keywords, central_prompt_id"
@@ -106,22 +108,6 @@ def node_items(con, tree_id: str, node_id: int, limit: int | None = 50) -> pd.Da
     return con.execute(sql, [tree_id, row[0], row[0], limit]).df()
 
 
-def route_vectors(parent: np.ndarray, centroid: np.ndarray, X: np.ndarray) -> np.ndarray:
-    """Leaf id of each row of X: (m,). Descend from the root to the child whose centroid is most
-    similar (cosine; rows and centroids are unit vectors)."""
-    children: dict[int, list[int]] = {}
-    for node in range(1, len(parent)):
-        children.setdefault(int(parent[node]), []).append(node)
-    out = np.zeros(len(X), dtype=np.int64)
-    for i, x in enumerate(X):
-        node = 0
-        while node in children:
-            kids = children[node]
-            node = kids[int(np.argmax(centroid[kids] @ x))]
-        out[i] = node
-    return out
-
-
 def route(con, tree_id: str, texts: Sequence[str], annotator, embedder) -> pd.DataFrame:
     """Route new texts to leaves of a stored tree, with the tree's own annotator and embedder.
 
@@ -137,7 +123,8 @@ def route(con, tree_id: str, texts: Sequence[str], annotator, embedder) -> pd.Da
     centroid = table.column("centroid").combine_chunks().flatten().to_numpy().reshape(table.num_rows, -1)
     caps = annotator.annotate(list(texts))
     X = embedder.embed(caps)
-    leaves = route_vectors(parent, centroid, X)
+    params = json.loads(stored_tree_row(con, tree_id)["params"])
+    leaves = route_tree(parent, centroid, X, params["cluster_params"].get("refine_levels", 0))
     nodes = tree_nodes(con, tree_id).set_index("node_id")
     return pd.DataFrame(
         {
