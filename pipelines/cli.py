@@ -162,6 +162,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
             else (f"+{r['added_battles'] or r['added_results'] or r['added_prompts']:,}")
         )
         _log(f"  {r['dataset']:<18} {r['format']:<13} {state}")
+    from .tree.build import build_tree
+
+    for name in dict.fromkeys(r["dataset"] for r in reports):
+        tree = build_tree(name, db=args.db, progress=True)
+        state = "cached" if tree["cached"] else f"built in {tree['seconds']:.0f} s"
+        _log(f"  tree {tree['tree_id']:<28} {tree['n_nodes']:>6,} nodes ({state})")
     if args.no_serve:
         return 0
     return serve(args.db, args.port)
@@ -345,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_tree_list)
 
-    s = sub.add_parser("demo", help="import the bundled real data, then open the dashboard")
+    s = sub.add_parser("demo", help="import the bundled real data, build its trees, open the dashboard")
     s.add_argument("--no-serve", action="store_true", help="import only")
     s.add_argument("--port", type=int)
     s.set_defaults(func=cmd_demo)

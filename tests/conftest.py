@@ -31,18 +31,23 @@ BUNDLED_DATASETS = ("llmfao", "pandalm", "alpaca_eval", "arena-hard-v0.1", "aren
 
 @pytest.fixture(scope="session")
 def bundled_db(tmp_path_factory, data_dir) -> Path:
-    """Every bundled dataset imported and given an offline tree (built once per session; the
-    MiniLM embeddings of ~7,000 real prompts take about three minutes here)."""
+    """The database ``arenatree demo --no-serve`` makes: every bundled dataset imported and given
+    an offline tree. Built once per session, by the real command in a child process (the MiniLM
+    embeddings of ~7,000 real prompts take about three minutes here)."""
     import os
+    import subprocess
+    import sys
 
-    from pipelines.cli import import_bundled
-    from pipelines.tree.build import build_tree
-
-    os.environ.setdefault("ARENATREE_DATA", str(data_dir))
     db = tmp_path_factory.mktemp("bundled") / "arenatree.duckdb"
-    import_bundled(str(db))
-    for name in BUNDLED_DATASETS:
-        build_tree(name, db=db)
+    out = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "--db", str(db), "demo", "--no-serve"],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        env={**os.environ, "ARENATREE_DATA": str(data_dir)},
+        timeout=1800,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
     return db
 
 

@@ -25,12 +25,9 @@ def arenatree(*args: str, db: Path, env: dict | None = None) -> subprocess.Compl
 
 
 @pytest.fixture(scope="module")
-def demo_db(tmp_path_factory, data_dir) -> Path:
-    """A database made by ``arenatree demo --no-serve`` from the bundled real data."""
-    db = tmp_path_factory.mktemp("demo") / "arenatree.duckdb"
-    out = arenatree("demo", "--no-serve", db=db, env={"ARENATREE_DATA": str(data_dir)})
-    assert out.returncode == 0, out.stderr
-    return db
+def demo_db(bundled_db) -> Path:
+    """The database made by ``arenatree demo --no-serve`` from the bundled real data."""
+    return bundled_db
 
 
 def datasets_json(db: Path) -> dict[str, dict]:
@@ -62,6 +59,7 @@ def test_demo_rerun_adds_nothing(demo_db, data_dir):
     out = arenatree("demo", "--no-serve", db=demo_db, env={"ARENATREE_DATA": str(data_dir)})
     assert out.returncode == 0, out.stderr
     assert "already imported" in out.stderr
+    assert out.stderr.count("(cached)") == 6  # every tree comes from the store
     after = datasets_json(demo_db)
     for name, d in before.items():
         for key in ("prompts", "battles", "results", "responses", "imports"):
