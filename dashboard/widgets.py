@@ -134,6 +134,21 @@ NODE = "node"  # session-state key of the chosen node: {"tree": tree_id, "node":
 _URL_TREE = "_url_tree"  # the ?tree= the session was opened with (node ids in the URL refer to it)
 
 
+def load_or_stop(*loaders: Callable[[], Any]) -> list[Any]:
+    """Call each cached loader; on a read error, or when there is no data yet, show the
+    matching message and stop the page. The first loader must be ``data.dataset_summary``."""
+    try:
+        results = [load() for load in loaders]
+    except data.READ_ERRORS as exc:
+        read_error(exc)
+        st.stop()
+    summary = results[0]
+    if summary is None or summary.empty:
+        empty_state(has_database=summary is not None)
+        st.stop()
+    return results
+
+
 def _remember(state_key: str, widget_key: str) -> None:
     st.session_state[state_key] = st.session_state[widget_key]
 

@@ -10,6 +10,9 @@ exercised::
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -176,3 +179,15 @@ def topic_batch(n: int, topics: dict[str, list[str]] = TOPICS) -> Batch:
     batch = pairwise_batch(n)
     batch.battles["prompt_text"] = topic_prompts(n, topics)
     return batch
+
+
+def run_cli(*args: str, db: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``arenatree --db DB ARGS...`` in a child process, as a user runs it (output captured)."""
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "--db", str(db), *args],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        timeout=600,
+        env={**os.environ, **(env or {})},
+    )

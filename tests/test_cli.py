@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def arenatree(*args: str, db: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", "--db", str(db), *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=600,
-        env={**os.environ, **(env or {})},
-    )
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +18,7 @@ def demo_db(bundled_db) -> Path:
 
 
 def datasets_json(db: Path) -> dict[str, dict]:
-    out = arenatree("datasets", "--json", db=db)
+    out = run_cli("datasets", "--json", db=db)
     assert out.returncode == 0, out.stderr
     return {d["dataset"]: d for d in json.loads(out.stdout)}
 
@@ -56,7 +43,7 @@ def test_demo_imports_every_bundled_dataset_with_the_right_counts(demo_db):
 
 def test_demo_rerun_adds_nothing(demo_db, data_dir):
     before = datasets_json(demo_db)
-    out = arenatree("demo", "--no-serve", db=demo_db, env={"ARENATREE_DATA": str(data_dir)})
+    out = run_cli("demo", "--no-serve", db=demo_db, env={"ARENATREE_DATA": str(data_dir)})
     assert out.returncode == 0, out.stderr
     assert "already imported" in out.stderr
     assert out.stderr.count("(cached)") == 6  # every tree comes from the store
@@ -68,7 +55,7 @@ def test_demo_rerun_adds_nothing(demo_db, data_dir):
 
 def test_ingest_prints_a_summary_and_json(tmp_path, data_dir):
     db = tmp_path / "a.duckdb"
-    out = arenatree("ingest", str(data_dir / "pandalm"), "--dataset", "p", "--json", db=db)
+    out = run_cli("ingest", str(data_dir / "pandalm"), "--dataset", "p", "--json", db=db)
     assert out.returncode == 0, out.stderr
     (report,) = json.loads(out.stdout)
     assert (
@@ -93,7 +80,7 @@ def test_bad_input_is_one_line_with_file_and_line_and_nothing_is_written(tmp_pat
     f = tmp_path / name
     f.write_text(content)
     db = tmp_path / "x.duckdb"
-    out = arenatree("ingest", str(f), "--dataset", "d", db=db)
+    out = run_cli("ingest", str(f), "--dataset", "d", db=db)
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("arenatree: error: "), out.stderr
@@ -103,23 +90,23 @@ def test_bad_input_is_one_line_with_file_and_line_and_nothing_is_written(tmp_pat
 
 def test_unknown_format_and_bad_dataset_name(tmp_path, data_dir):
     db = tmp_path / "x.duckdb"
-    out = arenatree("ingest", str(data_dir / "pandalm"), "--dataset", "p", "--format", "nope", db=db)
+    out = run_cli("ingest", str(data_dir / "pandalm"), "--dataset", "p", "--format", "nope", db=db)
     assert out.returncode == 2 and "unknown format 'nope'" in out.stderr
-    out = arenatree("ingest", str(data_dir / "pandalm"), "--dataset", "../evil", db=db)
+    out = run_cli("ingest", str(data_dir / "pandalm"), "--dataset", "../evil", db=db)
     assert out.returncode == 2 and "dataset name" in out.stderr
 
 
 def test_datasets_without_a_database_says_how_to_start(tmp_path):
-    out = arenatree("datasets", db=tmp_path / "none.duckdb")
+    out = run_cli("datasets", db=tmp_path / "none.duckdb")
     assert out.returncode == 2 and "arenatree ingest" in out.stderr
 
 
 def test_fetch_lists_origins_and_uses_the_local_copy(tmp_path, data_dir):
-    out = arenatree("fetch", "--list", "--json", db=tmp_path / "x.duckdb")
+    out = run_cli("fetch", "--list", "--json", db=tmp_path / "x.duckdb")
     rows = {r["name"]: r for r in json.loads(out.stdout)}
     assert rows["llmfao"]["origin"].startswith("https://github.com/dustalov/llmfao/")
     assert rows["chatbot_arena_conversations"]["bundled"] is False
-    out = arenatree(
+    out = run_cli(
         "fetch", "llmfao", "--json", db=tmp_path / "x.duckdb", env={"ARENATREE_DATA": str(data_dir)}
     )
     assert out.returncode == 0, out.stderr

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import BUNDLED_DATASETS
-from helpers import load, pairwise_batch
+from helpers import load, pairwise_batch, run_cli
 
 from pipelines import store
 from pipelines.errors import ArenatreeError
@@ -21,19 +19,9 @@ from pipelines.tree.read import list_trees, node_items, resolve_tree, show_tree,
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def cli(*args: str, db: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", "--db", str(db), *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=600,
-    )
-
-
 @pytest.mark.parametrize("dataset", BUNDLED_DATASETS)
 def test_every_bundled_dataset_has_a_consistent_tree(bundled_db, dataset):
-    out = cli("tree", "show", "--dataset", dataset, "--json", db=bundled_db)
+    out = run_cli("tree", "show", "--dataset", dataset, "--json", db=bundled_db)
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     nodes = {n["node_id"]: n for n in doc["nodes"]}
@@ -90,7 +78,7 @@ def test_route_sends_known_prompts_to_their_own_leaf(bundled_db):
     with store.reader(bundled_db) as con:
         tree_id = resolve_tree(con, "pandalm")
         items = node_items(con, tree_id, 0, limit=None).sample(30, random_state=0)
-    out = cli(
+    out = run_cli(
         "tree", "route", "--dataset", "pandalm", "--tree", tree_id, "--json", *items["text"], db=bundled_db
     )
     assert out.returncode == 0, out.stderr

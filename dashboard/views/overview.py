@@ -9,15 +9,7 @@ from dashboard import data, widgets
 st.title("arenatree")
 st.markdown(widgets.ABOUT)
 
-try:
-    summary = data.dataset_summary()
-    import_log = data.imports()
-except data.READ_ERRORS as exc:
-    widgets.read_error(exc)
-    st.stop()
-if summary is None or summary.empty:
-    widgets.empty_state(has_database=summary is not None)
-    st.stop()
+summary, import_log = widgets.load_or_stop(data.dataset_summary, data.imports)
 
 totals = data.totals(summary)
 with st.container(horizontal=True):

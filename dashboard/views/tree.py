@@ -13,15 +13,7 @@ EXAMPLES = 50  # example prompts shown per node
 
 st.title("Capability tree")
 
-try:
-    summary = data.dataset_summary()
-    all_trees = data.trees()
-except data.READ_ERRORS as exc:
-    widgets.read_error(exc)
-    st.stop()
-if summary is None or summary.empty:
-    widgets.empty_state(has_database=summary is not None)
-    st.stop()
+summary, all_trees = widgets.load_or_stop(data.dataset_summary, data.trees)
 
 newest = all_trees["dataset"].iloc[0] if len(all_trees) else None
 dataset = widgets.sidebar_dataset(summary["dataset"].tolist(), default=newest)
