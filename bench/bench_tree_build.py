@@ -247,8 +247,11 @@ def spawn(name: str, *args: str) -> dict:
     return info
 
 
+STAGE_LABELS = {"open": "open+read items", "cluster": "cluster+describe+store"}
+
+
 def _stages(b: dict) -> str:
-    return ", ".join(f"{k} {v:.1f} s" for k, v in b["stages"].items())
+    return ", ".join(f"{STAGE_LABELS.get(k, k)} {v:.1f} s" for k, v in b["stages"].items())
 
 
 def _shape(b: dict) -> str:

@@ -20,6 +20,7 @@ class Annotator(ABC):
     """Names the capability an item tests, as one short gerund phrase per item."""
 
     name: str
+    chunk_size: int = 64  # items per call; each chunk's results are cached in their own commit
 
     @abstractmethod
     def annotate(self, texts: Sequence[str]) -> list[str]:
@@ -48,6 +49,8 @@ class Summarizer(ABC):
 
 class OfflineAnnotator(Annotator):
     """No LLM: the prompt text itself, truncated to ``max_chars``, stands for its capability."""
+
+    chunk_size = 20_000  # no remote calls: big chunks, few commits
 
     def __init__(self, max_chars: int = OFFLINE_CAPABILITY_CHARS) -> None:
         self.max_chars = max_chars

@@ -142,8 +142,9 @@ def cached_annotations(
         first.setdefault(hashes[i], i)
     todo = list(first.values())
     with _bar(len(todo), f"annotate ({annotator.name})", progress, callback) as bar:
-        for start in range(0, len(todo), ANNOTATE_CHUNK):
-            chunk = todo[start : start + ANNOTATE_CHUNK]
+        step = getattr(annotator, "chunk_size", ANNOTATE_CHUNK)
+        for start in range(0, len(todo), step):
+            chunk = todo[start : start + step]
             caps = annotator.annotate([texts[i] for i in chunk])
             rows = pd.DataFrame(
                 {"text_hash": [hashes[i] for i in chunk], "annotator": annotator.name, "capability": caps}
