@@ -93,4 +93,4 @@ def ingest(
         validate_batch(batch)
         batches.append((batch, path_sha256(Path(path))))
     with writer(db) as con:
-        return load_batches(con, dataset, batches)
+        return load_batches(con, dataset, batches, validated=True)

@@ -260,7 +260,6 @@ def _insert_responses(con, dataset: str, view: str) -> int:
 
 
 def _load_battles(con, dataset: str, batch: Batch, df: pd.DataFrame, import_id: str) -> tuple[int, int]:
-    validate_battles(batch, df)
     df = df.copy()
     df["tstamp"] = pd.to_numeric(df["tstamp"], errors="coerce")
     con.register("b_in", df)
@@ -333,7 +332,6 @@ def _load_battles(con, dataset: str, batch: Batch, df: pd.DataFrame, import_id: 
 
 
 def _load_results(con, dataset: str, batch: Batch, df: pd.DataFrame, import_id: str) -> tuple[int, int]:
-    validate_results(batch, df)
     df = df.copy()
     df["score"] = pd.to_numeric(df["score"])
     df["instance_id"] = df["instance_id"].astype(str)
@@ -412,8 +410,14 @@ def validate_batch(batch: Batch) -> None:
         validate_prompts(batch, responses, "text")
 
 
-def load_batch(con: duckdb.DuckDBPyConnection, dataset: str, batch: Batch, sha: str) -> ImportReport:
-    """Write one batch (the caller holds the transaction). Returns what it added."""
+def load_batch(
+    con: duckdb.DuckDBPyConnection, dataset: str, batch: Batch, sha: str, validated: bool = False
+) -> ImportReport:
+    """Write one batch (the caller holds the transaction). Returns what it added.
+
+    ``validated=True`` says the caller already ran :func:`validate_batch` on it."""
+    if not validated:
+        validate_batch(batch)
     done = one(con, "SELECT imported_at FROM imports WHERE dataset = ? AND sha256 = ?", [dataset, sha])
     report = ImportReport(
         dataset=dataset,
@@ -440,7 +444,6 @@ def load_batch(con: duckdb.DuckDBPyConnection, dataset: str, batch: Batch, sha: 
 
     prompts = _frame(batch.prompts, PROMPT_COLUMNS)
     if prompts is not None:
-        validate_prompts(batch, prompts)
         con.register("p_in", prompts)
         _insert_prompts(con, dataset, "p_in")
         con.unregister("p_in")
@@ -454,7 +457,6 @@ def load_batch(con: duckdb.DuckDBPyConnection, dataset: str, batch: Batch, sha: 
         report.duplicates += dup
     responses = _frame(batch.responses, RESPONSE_COLUMNS)
     if responses is not None:
-        validate_prompts(batch, responses, "text")
         con.register("x_in", responses)
         run(
             con,
@@ -498,8 +500,11 @@ def load_batch(con: duckdb.DuckDBPyConnection, dataset: str, batch: Batch, sha: 
 
 
 def load_batches(
-    con: duckdb.DuckDBPyConnection, dataset: str, batches: list[tuple[Batch, str]]
+    con: duckdb.DuckDBPyConnection,
+    dataset: str,
+    batches: list[tuple[Batch, str]],
+    validated: bool = False,
 ) -> list[ImportReport]:
     """Write several ``(batch, sha256)`` pairs in ONE transaction: all land or none."""
     with transaction(con):
-        return [load_batch(con, dataset, b, sha) for b, sha in batches]
+        return [load_batch(con, dataset, b, sha, validated) for b, sha in batches]

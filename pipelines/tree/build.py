@@ -38,6 +38,7 @@ from .describe import (
     vectorize,
 )
 from .embed import MiniLMEmbedder
+from .read import stored_tree
 
 ANNOTATE_CHUNK = 64
 EMBED_CHUNK = 512
@@ -353,9 +354,3 @@ def store_tree(con, row: dict, nodes: pd.DataFrame, members: pd.DataFrame) -> No
             [tree_id],
         )
         con.unregister("new_members")
-
-
-def stored_tree(con, tree_id: str) -> dict | None:
-    """The ``trees`` row of ``tree_id`` as a dict, or None."""
-    df = con.execute("SELECT * FROM trees WHERE tree_id = ?", [tree_id]).df()
-    return None if df.empty else df.iloc[0].to_dict()

@@ -24,12 +24,18 @@ def list_trees(con, dataset: str | None = None) -> pd.DataFrame:
     ).df()
 
 
-def stored_tree_row(con, tree_id: str) -> dict:
-    """The ``trees`` row of ``tree_id`` as a dict."""
+def stored_tree(con, tree_id: str) -> dict | None:
+    """The ``trees`` row of ``tree_id`` as a dict, or None."""
     df = con.execute("SELECT * FROM trees WHERE tree_id = ?", [tree_id]).df()
-    if df.empty:
+    return None if df.empty else df.iloc[0].to_dict()
+
+
+def stored_tree_row(con, tree_id: str) -> dict:
+    """The ``trees`` row of ``tree_id`` as a dict; ArenatreeError if there is none."""
+    row = stored_tree(con, tree_id)
+    if row is None:
         raise ArenatreeError(f"no tree {tree_id!r}")
-    return df.iloc[0].to_dict()
+    return row
 
 
 def resolve_tree(con, dataset: str, tree_id: str | None = None) -> str:
