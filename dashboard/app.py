@@ -29,10 +29,22 @@ PAGES: dict[str, list[st.Page]] = {
     ],
     "Explore": [
         st.Page(
+            "views/leaderboard.py",
+            title="Leaderboard",
+            icon=":material/leaderboard:",
+            url_path="leaderboard",
+        ),
+        st.Page(
             "views/tree.py",
             title="Capability tree",
             icon=":material/account_tree:",
             url_path="tree",
+        ),
+        st.Page(
+            "views/weaknesses.py",
+            title="Weaknesses",
+            icon=":material/trending_down:",
+            url_path="weaknesses",
         ),
     ],
 }

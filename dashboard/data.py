@@ -12,13 +12,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pipelines import queries, store
+from pipelines import battles as battles_io
+from pipelines import leaderboards, queries, ratings, scores, store, style_control, weaknesses
 from pipelines.errors import ArenatreeError
 from pipelines.tree import read as tree_read
 
@@ -210,3 +212,412 @@ def build_tree(dataset: str, on_progress: Callable[[str, float], None] | None = 
     from pipelines.tree.build import build_tree as build  # heavy (torch): only when asked
 
     return build(dataset, db=db_path(), on_progress=on_progress)
+
+
+# --- votes, filters and leaderboards ------------------------------------------------------------
+
+# Vote filters as the widgets return them: keyword arguments of :class:`pipelines.battles.Filters`
+# (None = all). Helpers turn them into a sorted tuple of items so they key the caches.
+FilterArgs = dict[str, Any]
+METHODS = {"bt": "Bradley–Terry", "rao-kupper": "Rao–Kupper"}
+_OPTION_COLUMNS = ("judge", "judge_kind", "language", "tstamp")
+
+
+def _key(filters: FilterArgs) -> tuple:
+    return tuple(sorted(filters.items()))
+
+
+def dataset_kind(summary: pd.DataFrame, dataset: str) -> str:
+    """'pairwise', 'instances' or 'prompts': what ``dataset`` holds (from the summary frame)."""
+    return str(summary.set_index("dataset").loc[dataset, "kind"])
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _filter_options(db: str, version: Version, dataset: str) -> dict[str, Any]:
+    with store.reader(db) as con:
+        votes = battles_io.load_battles(con, dataset, columns=_OPTION_COLUMNS)
+    return filter_options_of(votes)
+
+
+def filter_options_of(votes: pd.DataFrame) -> dict[str, Any]:
+    """What a dataset's votes offer the filter widgets: ``judge_kinds`` (sorted), ``judges``
+    (name -> kind, most votes first), ``languages`` (most votes first), ``first`` / ``last`` vote
+    date (None without timestamps)."""
+    stamps = pd.to_datetime(votes["tstamp"]).dropna()
+    judges = votes.groupby(["judge", "judge_kind"]).size().sort_values(ascending=False, kind="stable")
+    return {
+        "judge_kinds": sorted(votes["judge_kind"].dropna().unique().tolist()),
+        "judges": {str(j): str(k) for j, k in judges.index},
+        "languages": votes["language"].dropna().astype(str).value_counts().index.tolist(),
+        "first": stamps.min().date() if len(stamps) else None,
+        "last": stamps.max().date() if len(stamps) else None,
+    }
+
+
+def filter_options(dataset: str) -> dict[str, Any]:
+    """The filter choices the votes of pairwise ``dataset`` offer (see :func:`filter_options_of`)."""
+    return _filter_options(str(db_path()), snapshot_version(), dataset)
+
+
+def _node_prompts(con: duckdb.DuckDBPyConnection, tree_id: str, node: int) -> set[str]:
+    return set(leaderboards.subtree_prompt_ids(con, tree_id, node)[0])
+
+
+# What the vote-reading helpers keep of a vote (not the response ids, refusal and leak flags).
+VOTE_COLUMNS = (
+    "battle_id", "prompt_id", "model_a", "model_b", "winner", "judge", "judge_kind", "tstamp", "language",
+    "tokens_a", "tokens_b", "headers_a", "headers_b", "lists_a", "lists_b", "bold_a", "bold_b",
+)  # fmt: skip
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _battles(
+    db: str, version: Version, dataset: str, filters: tuple, tree_id: str | None, node: int
+) -> pd.DataFrame:
+    with store.reader(db) as con:
+        votes = battles_io.load_battles(con, dataset, battles_io.Filters(**dict(filters)), VOTE_COLUMNS)
+        if tree_id is not None and node != ROOT:
+            votes = votes[votes["prompt_id"].isin(_node_prompts(con, tree_id, node))].reset_index(drop=True)
+    return votes
+
+
+def battles(dataset: str, filters: FilterArgs, tree_id: str | None = None, node: int = ROOT) -> pd.DataFrame:
+    """The votes of ``dataset`` that pass ``filters`` (the :data:`VOTE_COLUMNS` of
+    :func:`pipelines.battles.load_battles`, in time order), only those on prompts under ``node`` of
+    ``tree_id`` when a non-root node is given (may then be empty). Raises ArenatreeError when the filters
+    leave no vote in the dataset. One shared frame per arguments: never modify it."""
+    return _battles(str(db_path()), snapshot_version(), dataset, _key(filters), tree_id, int(node))
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _leaderboard(
+    db: str, version: Version, dataset: str, filters: tuple, tree_id: str | None, node: int, params: tuple
+) -> dict[str, Any]:
+    votes = _battles(db, version, dataset, filters, tree_id, node)
+    table = ratings.leaderboard(votes, **dict(params))
+    return {"table": table, **table.attrs}
+
+
+def leaderboard(
+    dataset: str,
+    filters: FilterArgs,
+    tree_id: str | None = None,
+    node: int = ROOT,
+    *,
+    method: str = "bt",
+    rounds: int = 100,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, Any]:
+    """The rating leaderboard of the votes :func:`battles` selects: ``table`` (model, rating,
+    lower, upper, rank_ub, battles; best first, see :func:`pipelines.ratings.leaderboard`), and
+    for Rao–Kupper ``theta`` with its ``theta_interval``."""
+    params = (("method", method), ("rounds", int(rounds)), ("seed", int(seed)), ("level", float(level)))
+    return _leaderboard(
+        str(db_path()), snapshot_version(), dataset, _key(filters), tree_id, int(node), params
+    )
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _online_elo(
+    db: str, version: Version, dataset: str, filters: tuple, tree_id: str | None, node: int
+) -> pd.DataFrame:
+    votes = _battles(db, version, dataset, filters, tree_id, node)
+    elo = ratings.online_elo(votes)
+    played = pd.concat([votes["model_a"], votes["model_b"]]).value_counts()
+    return pd.DataFrame(
+        {"model": elo.index, "elo": elo.to_numpy(), "battles": played.reindex(elo.index).to_numpy()}
+    )
+
+
+def online_elo(
+    dataset: str, filters: FilterArgs, tree_id: str | None = None, node: int = ROOT
+) -> pd.DataFrame:
+    """Sequential Elo (:func:`pipelines.ratings.online_elo`, votes in time order) of the votes
+    :func:`battles` selects: model, elo, battles; best first."""
+    return _online_elo(str(db_path()), snapshot_version(), dataset, _key(filters), tree_id, int(node))
+
+
+def pair_matrices(votes: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Head-to-head matrices over the models of ``votes`` (rows and columns in the same order):
+    ``win_rate[i, j]`` = share of i's battles against j that i won, ties counted as half (NaN where
+    they never met), and ``battles[i, j]`` = their battles (either side)."""
+    models, cells = ratings.aggregate(votes)
+    n = len(models)
+    played = np.zeros((n, n))
+    won = np.zeros((n, n))
+    total = cells.wins_a + cells.wins_b + cells.ties
+    np.add.at(played, (cells.a, cells.b), total)
+    np.add.at(played, (cells.b, cells.a), total)
+    np.add.at(won, (cells.a, cells.b), cells.wins_a + 0.5 * cells.ties)
+    np.add.at(won, (cells.b, cells.a), cells.wins_b + 0.5 * cells.ties)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = np.where(played > 0, won / played, np.nan)
+    return (
+        pd.DataFrame(rate, index=models, columns=models),
+        pd.DataFrame(played.astype(np.int64), index=models, columns=models),
+    )
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _head_to_head(
+    db: str, version: Version, dataset: str, filters: tuple, tree_id: str | None, node: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return pair_matrices(_battles(db, version, dataset, filters, tree_id, node))
+
+
+def head_to_head(
+    dataset: str, filters: FilterArgs, tree_id: str | None = None, node: int = ROOT
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`pair_matrices` of the votes :func:`battles` selects."""
+    return _head_to_head(str(db_path()), snapshot_version(), dataset, _key(filters), tree_id, int(node))
+
+
+# --- per-instance results -------------------------------------------------------------------------
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _accuracy(
+    db: str, version: Version, dataset: str, tree_id: str | None, node: int, level: float
+) -> pd.DataFrame:
+    with store.reader(db) as con:
+        results = battles_io.load_results(con, dataset)
+        if tree_id is not None and node != ROOT:
+            results = results[results["prompt_id"].isin(_node_prompts(con, tree_id, node))]
+    return leaderboards.accuracy_table(results, level)
+
+
+def accuracy(dataset: str, tree_id: str | None = None, node: int = ROOT, level: float = 0.95) -> pd.DataFrame:
+    """The accuracy leaderboard of per-instance ``dataset`` (:func:`pipelines.leaderboards.accuracy_table`,
+    as ``arenatree leaderboard`` prints it: model, score, lower, upper, rank_ub, items; best first),
+    on the items under ``node`` of ``tree_id`` when a non-root node is given (empty when none of
+    its items has results)."""
+    return _accuracy(str(db_path()), snapshot_version(), dataset, tree_id, int(node), float(level))
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _style_leaderboard(
+    db: str, version: Version, dataset: str, filters: tuple, tree_id: str | None, node: int, params: tuple
+) -> dict[str, Any]:
+    votes = _battles(db, version, dataset, filters, tree_id, node)
+    try:
+        fit = style_control.style_control(votes, **dict(params))
+    except ValueError as exc:  # no vote has every style feature (e.g. no stored answers)
+        return {"error": str(exc)}
+    return {
+        "table": fit.leaderboard,
+        "coefficients": fit.coefficients,
+        "used": fit.battles_used,
+        "dropped": fit.battles_dropped,
+    }
+
+
+def style_leaderboard(
+    dataset: str,
+    filters: FilterArgs,
+    tree_id: str | None = None,
+    node: int = ROOT,
+    *,
+    rounds: int = 100,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, Any]:
+    """The style-controlled Bradley–Terry leaderboard of the votes :func:`battles` selects
+    (:func:`pipelines.style_control.style_control`): ``table`` (leaderboard columns plus
+    rank_change), ``coefficients`` (feature, coef, lower, upper), ``used`` / ``dropped`` votes
+    (with / without every style feature); or only ``error`` when no vote has the style features."""
+    params = (("rounds", int(rounds)), ("seed", int(seed)), ("level", float(level)))
+    return _style_leaderboard(
+        str(db_path()), snapshot_version(), dataset, _key(filters), tree_id, int(node), params
+    )
+
+
+# --- node scores ----------------------------------------------------------------------------------
+
+SCORE_ROUNDS = 100  # bootstrap rounds of the node ratings the pages compute and look up
+SCORE_SEED = 0
+SCORE_LEVEL = 0.95
+
+
+def score_filters(kind: str, filters: FilterArgs) -> FilterArgs:
+    """The filters a node-score run of a ``kind`` dataset is keyed by (none for per-instance data)."""
+    return filters if kind == "pairwise" else {}
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _node_scores(
+    db: str, version: Version, dataset: str, tree_id: str, filters: tuple
+) -> pd.DataFrame | None:
+    params = {
+        "filters": battles_io.Filters(**dict(filters)),
+        "rounds": SCORE_ROUNDS,
+        "seed": SCORE_SEED,
+        "level": SCORE_LEVEL,
+    }
+    with store.reader(db) as con:
+        run_id = scores.find_run(con, dataset, tree_id, params)
+        return None if run_id is None else scores.stored_node_scores(con, run_id)
+
+
+def node_scores(dataset: str, tree_id: str, filters: FilterArgs) -> pd.DataFrame | None:
+    """The stored scores of every (node, model) of ``tree_id`` under ``filters`` (the frame of
+    :func:`pipelines.scores.stored_node_scores`: node_id, model, n, wins, ties, score, lower,
+    upper, rating, rating_lower, rating_upper, rank_ub), or None when they were not computed yet
+    (or the dataset changed since)."""
+    return _node_scores(str(db_path()), snapshot_version(), dataset, tree_id, _key(filters))
+
+
+def compute_node_scores(
+    dataset: str, tree_id: str, filters: FilterArgs, on_progress: Callable[[str, float], None] | None = None
+) -> str:
+    """Compute and store the node scores :func:`node_scores` looks up, through the same Python API
+    as the CLI (a write session; publishes a new snapshot). Returns the run id."""
+    return scores.compute_node_scores(
+        db_path(),
+        dataset,
+        tree_id,
+        battles_io.Filters(**filters),
+        rounds=SCORE_ROUNDS,
+        seed=SCORE_SEED,
+        level=SCORE_LEVEL,
+        progress=on_progress,
+    )
+
+
+def with_rank(node_scores: pd.DataFrame, kind: str) -> pd.DataFrame:
+    """``node_scores`` plus ``rank``, the model's rank (upper bound) inside each node: for votes the
+    node's own Bradley–Terry ``rank_ub`` (NaN where the node has no fit); for per-instance data
+    1 + models whose accuracy interval lies wholly above this model's (NaN without an interval)."""
+    out = node_scores.copy()
+    if kind == "pairwise":
+        out["rank"] = out["rank_ub"]
+        return out
+    lower = out.pivot(index="node_id", columns="model", values="lower")
+    upper = out.pivot(index="node_id", columns="model", values="upper").reindex_like(lower)
+    above = (lower.to_numpy()[:, None, :] > upper.to_numpy()[:, :, None]).sum(axis=2)  # (node, model)
+    rank = pd.DataFrame(1.0 + above, index=lower.index, columns=lower.columns).where(upper.notna())
+    out["rank"] = rank.stack().reindex(pd.MultiIndex.from_frame(out[["node_id", "model"]])).to_numpy()
+    return out
+
+
+# --- weakness profiles ------------------------------------------------------------------------------
+
+def model_nodes(nodes: pd.DataFrame, node_scores: pd.DataFrame, model: str) -> pd.DataFrame:
+    """Every node with ``model``'s score there (:func:`pipelines.weaknesses.model_nodes`): the input
+    of the profile functions."""
+    return weaknesses.model_nodes(nodes, node_scores, model)
+
+
+def tau_range(profile_nodes: pd.DataFrame) -> tuple[float, float, float]:
+    """(low, high, default) of a τ slider for a model: the span of its interval bounds (rounded
+    out to 0.01) and, as default, its overall score (the root's) — a node then fails when even
+    its upper bound is below the model's own average."""
+    lower = profile_nodes["lower"].dropna()
+    upper = profile_nodes["upper"].dropna()
+    low = float(np.floor(lower.min() * 100) / 100) if len(lower) else 0.0
+    high = float(np.ceil(upper.max() * 100) / 100) if len(upper) else 1.0
+    high = max(high, low + 0.01)
+    root = profile_nodes.loc[profile_nodes["parent_id"].isna(), "score"]
+    default = float(root.iloc[0]) if len(root) and pd.notna(root.iloc[0]) else (low + high) / 2
+    return low, high, float(np.clip(round(default, 2), low, high))
+
+
+def sweep_table(profile_nodes: pd.DataFrame, direction: str = "weak") -> pd.DataFrame:
+    """Every distinct profile of a τ sweep (:func:`pipelines.weaknesses.sweep`), loosest first:
+    tau_low, tau_high (the τ interval on which it holds), nodes (count), items (under them),
+    node_ids (list) and members ('#id keywords' joined by ' · ')."""
+    names = dict(
+        zip(profile_nodes["node_id"], profile_nodes["keywords"].map(lambda k: ", ".join(k[:3])), strict=True)
+    )
+    sizes = dict(zip(profile_nodes["node_id"], profile_nodes["size"], strict=True))
+    rows = [
+        {
+            "tau_low": p.tau_low,
+            "tau_high": p.tau_high,
+            "nodes": len(p.node_ids),
+            "items": int(sum(sizes[i] for i in p.node_ids)),
+            "node_ids": list(p.node_ids),
+            "members": " · ".join(f"#{i} {names[i]}" for i in p.node_ids),
+        }
+        for p in weaknesses.sweep(profile_nodes, direction)
+    ]
+    columns = ["tau_low", "tau_high", "nodes", "items", "node_ids", "members"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _opponent_tests(db: str, version: Version, dataset: str, tree_id: str, filters: tuple) -> pd.DataFrame:
+    with store.reader(db) as con:
+        cells = scores.node_cells(con, dataset, tree_id, battles_io.Filters(**dict(filters)))
+    return weaknesses.opponent_adjusted_tests(cells)
+
+
+def opponent_adjusted(
+    dataset: str, tree_id: str, filters: FilterArgs, profile_nodes: pd.DataFrame, model: str
+) -> pd.DataFrame:
+    """The opponent-adjusted test of ``model`` in every node where it played
+    (:func:`pipelines.weaknesses.opponent_adjusted_tests`: is its strength inside the node below
+    its global Bradley–Terry rating?), joined to ``profile_nodes`` (:func:`model_nodes`): adds
+    battles, observed / expected wins, offset (rating points), z, p (one-sided, weaker) and p_adj
+    (Benjamini–Hochberg over the model's tested nodes); NaN where it did not play."""
+    tests = _opponent_tests(str(db_path()), snapshot_version(), dataset, tree_id, _key(filters))
+    mine = tests.loc[
+        tests["model"] == model, ["node_id", "n", "observed", "expected", "offset", "z", "p_weak"]
+    ]
+    mine = mine.rename(columns={"n": "battles", "p_weak": "p"})
+    mine["p_adj"] = weaknesses.bh_adjust(mine["p"].to_numpy())
+    return profile_nodes.merge(mine, on="node_id", how="left")
+
+
+def evidence_votes(
+    dataset: str, filters: FilterArgs, tree_id: str, node: int, model: str, limit: int = 20
+) -> pd.DataFrame:
+    """Up to ``limit`` of ``model``'s votes under ``node``, its losses first, then ties, then wins:
+    prompt (text), opponent, outcome ('lost' | 'tie' | 'won' from the model's side), side ('A'
+    or 'B'), judge, battle_id."""
+    votes = battles(dataset, filters, tree_id, node)
+    mine = votes[(votes["model_a"] == model) | (votes["model_b"] == model)]
+    side_a = mine["model_a"] == model
+    won = np.where(side_a, mine["winner"] == "model_a", mine["winner"] == "model_b")
+    lost = np.where(side_a, mine["winner"] == "model_b", mine["winner"] == "model_a")
+    out = pd.DataFrame(
+        {
+            "prompt_id": mine["prompt_id"].to_numpy(),
+            "opponent": np.where(side_a, mine["model_b"], mine["model_a"]),
+            "outcome": np.select([lost, won], ["lost", "won"], "tie"),
+            "side": np.where(side_a, "A", "B"),
+            "judge": mine["judge"].to_numpy(),
+            "battle_id": mine["battle_id"].to_numpy(),
+        }
+    )
+    order = out["outcome"].map({"lost": 0, "tie": 1, "won": 2})
+    out = out.assign(_o=order).sort_values(["_o", "battle_id"], kind="stable").drop(columns="_o").head(limit)
+    return _with_prompt_text(out, tree_id, node)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _prompt_texts(db: str, version: Version, tree_id: str, node: int) -> dict[str, str]:
+    with store.reader(db) as con:
+        items = tree_read.node_items(con, tree_id, node, limit=None)
+    return dict(zip(items["prompt_id"], items["text"], strict=True))
+
+
+def _with_prompt_text(frame: pd.DataFrame, tree_id: str, node: int) -> pd.DataFrame:
+    texts = _prompt_texts(str(db_path()), snapshot_version(), tree_id, int(node))
+    prompt = frame["prompt_id"].map(texts).fillna("")
+    return frame.assign(prompt=prompt.to_numpy())[["prompt", *[c for c in frame.columns if c != "prompt_id"]]]
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _results(db: str, version: Version, dataset: str, model: str) -> pd.DataFrame:
+    with store.reader(db) as con:
+        return battles_io.load_results(con, dataset, [model])
+
+
+def evidence_results(dataset: str, tree_id: str, node: int, model: str, limit: int = 20) -> pd.DataFrame:
+    """Up to ``limit`` of ``model``'s results on items under ``node``, wrong answers first: prompt
+    (text), score, instance_id."""
+    texts = _prompt_texts(str(db_path()), snapshot_version(), tree_id, int(node))
+    mine = _results(str(db_path()), snapshot_version(), dataset, model)
+    mine = mine[mine["prompt_id"].isin(texts.keys())].sort_values(["score", "instance_id"], kind="stable")
+    return _with_prompt_text(mine[["prompt_id", "score", "instance_id"]].head(limit), tree_id, node)

@@ -11,6 +11,7 @@ import html
 import re
 import textwrap
 from collections.abc import Callable, Sequence
+from datetime import date
 from typing import Any, TypeVar
 
 import pandas as pd
@@ -19,6 +20,7 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from dashboard import data
+from pipelines.errors import ArenatreeError
 
 T = TypeVar("T", str, int)
 
@@ -299,6 +301,8 @@ def tree_figure(
     color_label: str = "Items",
     *,
     colorscale: str | list = SIZE_SCALE,
+    color_range: tuple[float, float] | None = None,
+    color_text: pd.Series | None = None,
     selected: int | None = None,
     max_depth: int = 3,
     height: int = 560,
@@ -312,6 +316,9 @@ def tree_figure(
             by item count. Nodes missing from it get no colour value (Plotly's default fill).
         color_label: the colour bar's title (e.g. "Items", "Win rate").
         colorscale: a Plotly colour scale name or list.
+        color_range: fixed (min, max) of the colour scale (e.g. (0, 1) for rates); None fits the data.
+        color_text: hover text per node, indexed by node_id, shown after the colour value (e.g. the
+            interval and the battles behind a score); escaped here.
         selected: the chosen node: outlined, and the view opens at its parent (the node among
             its siblings, its children inside it).
         max_depth: levels shown at once below the opened node (deeper ones by clicking).
@@ -331,13 +338,17 @@ def tree_figure(
         cmin = float(inner.min()) if len(inner) else 0.0
     else:
         shade = color.reindex(ids.to_numpy()).astype(float).reset_index(drop=True)
-        cmin = cmax = None
+        cmin, cmax = color_range if color_range is not None else (None, None)
+    extra = color_text.reindex(ids.to_numpy()).fillna("") if color_text is not None else None
     root_size = max(int(values.max()), 1)
     labels = node_labels(nodes).map(plotly_escape)
     customdata = [
-        [_wrap(d), int(dep), f"{s / root_size:.1%}"]
+        [_wrap(d), int(dep), f"{s / root_size:.1%}", ""]
         for d, dep, s in zip(nodes["description"], nodes["depth"], values, strict=True)
     ]
+    if extra is not None:
+        for row, text in zip(customdata, extra, strict=True):
+            row[3] = plotly_escape(str(text))
     root = int(ids[parent.isna()].iloc[0])
     chosen = selected if selected is not None and selected in set(ids) and selected != root else None
     # Open at the chosen node's parent: the node among its siblings, its children inside it.
@@ -352,7 +363,7 @@ def tree_figure(
         "Items: %{value:,} (%{customdata[2]} of all)<br>Depth: %{customdata[1]}"
     )
     if color is not None:
-        hover += f"<br>{plotly_escape(color_label)}: %{{color:.3g}}"
+        hover += f"<br>{plotly_escape(color_label)}: %{{color:.3g}} %{{customdata[3]}}"
     trace = go.Treemap(
         ids=ids.astype(str).tolist(),
         labels=labels.tolist(),
@@ -458,3 +469,601 @@ def progress_callback(bar: DeltaGenerator) -> Callable[[str, float], None]:
         bar.progress(min(max(fraction, 0.0), 1.0), text=f"{md_escape(stage)} — {fraction:.0%}")
 
     return update
+
+
+def sidebar_tree(trees: pd.DataFrame) -> str | None:
+    """The tree of the chosen dataset, chosen in the sidebar and shared by all pages
+    (``?tree=``); ``trees`` is the dataset's rows of :func:`dashboard.data.trees` indexed by
+    tree_id, newest first. None when the dataset has no tree."""
+    return shared_choice(
+        "Tree",
+        trees.index.tolist(),
+        TREE,
+        format_func=lambda t: (
+            f"{trees.loc[t, 'created_at']:%Y-%m-%d %H:%M} · {trees.loc[t, 'n_nodes']:,} nodes"
+        ),
+        where=st.sidebar,
+        help="Trees built for this dataset, newest first",
+    )
+
+
+def node_option_label(nodes: pd.DataFrame) -> Callable[[int], str]:
+    """A ``format_func`` for selectboxes of node ids: id, name, size and depth (searchable by typing)."""
+    labels = {
+        int(i): f"Global — all {size:,} items"
+        if pd.isna(parent)
+        else f"#{i} {name} — {size:,} items, depth {depth}"
+        for i, parent, size, depth, name in zip(
+            nodes["node_id"],
+            nodes["parent_id"],
+            nodes["size"],
+            nodes["depth"],
+            node_labels(nodes),
+            strict=True,
+        )
+    }
+    return lambda node_id: labels[int(node_id)]
+
+
+def node_picker(nodes: pd.DataFrame, tree_id: str, node: int, label: str = "Capability (node)") -> None:
+    """A searchable selectbox of every node of the tree (root first) that chooses the shared node."""
+    key = f"node-picker-{tree_id}-{node}"
+    options = nodes["node_id"].astype(int).tolist()
+    st.selectbox(
+        label,
+        options,
+        index=options.index(node),
+        format_func=node_option_label(nodes),
+        key=key,
+        on_change=node_picked,
+        args=(tree_id, key),
+        help="Global = the whole dataset (the tree's root). Type to search the nodes' keywords.",
+    )
+
+
+# --- battle filters shared across pages and in the URL -------------------------------------------
+
+# Session-state key = URL query parameter of each battle filter (see :func:`sidebar_filters`).
+FILTER_KEYS = ("judge_kind", "judge", "language", "since", "until", "exclude_ties", "dedup")
+ALL = "all"
+JUDGE_KINDS = {ALL: "Human and LLM", "human": "Human", "llm": "LLM"}
+
+
+def parse_flag(raw: str) -> bool | None:
+    """A URL flag ('1' / '0', 'true' / 'false') as a bool; None when it is neither."""
+    return {"1": True, "true": True, "0": False, "false": False}.get(raw.lower())
+
+
+def _parse_date(raw: str) -> date | None:
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        return None
+
+
+def _shared_value(
+    state_key: str, parse: Callable[[str], Any], default: Any, valid: Callable[[Any], bool]
+) -> Any:
+    """The session's value of a shared setting, else (fresh session) the URL's, else ``default``."""
+    value = st.session_state.get(state_key)
+    if state_key in st.session_state and valid(value):
+        return value
+    raw = st.query_params.get(state_key) if state_key not in st.session_state else None
+    parsed = parse(raw) if raw is not None else None
+    value = parsed if parsed is not None and valid(parsed) else default
+    st.session_state[state_key] = value
+    return value
+
+
+def _mirror(state_key: str, value: Any, default: Any) -> None:
+    """Keep ``?state_key=`` in the URL only while the setting differs from its default."""
+    if value == default:
+        if state_key in st.query_params:
+            del st.query_params[state_key]
+        return
+    if isinstance(value, date):
+        st.query_params[state_key] = value.isoformat()
+    else:
+        st.query_params[state_key] = str(int(value) if isinstance(value, bool) else value)
+
+
+def shared_widget(
+    widget: Callable[..., Any],
+    label: str,
+    state_key: str,
+    *,
+    default: Any,
+    parse: Callable[[str], Any] = str,
+    valid: Callable[[Any], bool] = lambda v: True,
+    always_in_url: bool = False,
+    **widget_kwargs: Any,
+) -> Any:
+    """Any input widget (``st.radio``, ``st.checkbox``, ``st.date_input``...) whose value is shared
+    like :func:`shared_choice`: kept in ``st.session_state[state_key]`` across pages and in the URL
+    as ``?state_key=`` while it differs from ``default`` (or always, with ``always_in_url``: for a
+    default that depends on the data). ``parse`` reads the URL's text back; values that fail
+    ``valid`` fall back to ``default``. Returns the value."""
+    value = _shared_value(state_key, parse, default, valid)
+    widget_key = f"_shared_{state_key}"
+    st.session_state[widget_key] = value
+    widget(label, key=widget_key, on_change=_remember, args=(state_key, widget_key), **widget_kwargs)
+    _mirror(state_key, value, None if always_in_url else default)
+    return value
+
+
+def _choice_filter(
+    label: str, state_key: str, options: Sequence[str], fmt: Callable[[str], str] = str
+) -> str:
+    options = [ALL, *options]
+    return shared_widget(
+        st.selectbox,
+        label,
+        state_key,
+        default=ALL,
+        valid=options.__contains__,
+        options=options,
+        format_func=fmt,
+    )
+
+
+def _date_filter(label: str, state_key: str, default: date, first: date, last: date) -> date:
+    def valid(v: Any) -> bool:
+        return isinstance(v, date) and first <= v <= last
+
+    return shared_widget(
+        st.date_input,
+        label,
+        state_key,
+        default=default,
+        parse=_parse_date,
+        valid=valid,
+        min_value=first,
+        max_value=last,
+    )
+
+
+def is_flag(value: Any) -> bool:
+    """True for a bool (the ``valid`` check of flag settings)."""
+    return isinstance(value, bool)
+
+
+def _flag_filter(label: str, state_key: str, help: str) -> bool:
+    return shared_widget(
+        st.checkbox, label, state_key, default=False, parse=parse_flag, valid=is_flag, help=help
+    )
+
+
+def sidebar_filters(options: dict[str, Any]) -> dict[str, Any]:
+    """Battle filters in the sidebar, shared by every page that shows votes and kept in the URL.
+
+    ``options`` is what the dataset offers (:func:`dashboard.data.filter_options`): judge_kinds,
+    judges (name -> kind), languages, first / last vote date (None without timestamps). Returns
+    the chosen filters as keyword arguments of :class:`pipelines.battles.Filters`: judge_kind,
+    judge, language (None = all), since, until (dates or None), exclude_ties, dedup_prompts.
+    """
+    with st.sidebar.expander("Vote filters", icon=":material/filter_alt:", expanded=False):
+        kinds = [k for k in ("human", "llm") if k in options["judge_kinds"]]
+        kind = (
+            _choice_filter("Judge kind", "judge_kind", kinds, lambda k: JUDGE_KINDS[k])
+            if len(kinds) > 1
+            else ALL
+        )
+        judges = sorted(j for j, k in options["judges"].items() if kind in (ALL, k))
+        judge = _choice_filter("Judge", "judge", judges, lambda j: "All judges" if j == ALL else j)
+        language = ALL
+        if options["languages"]:
+            language = _choice_filter(
+                "Language", "language", options["languages"], lambda x: "All languages" if x == ALL else x
+            )
+        since = until = None
+        first, last = options["first"], options["last"]
+        if first is not None and last is not None:
+            since = _date_filter("From", "since", first, first, last)
+            until = _date_filter("Until", "until", last, first, last)
+            since = None if since == first else since
+            until = None if until == last else until
+        exclude_ties = _flag_filter("Exclude ties", "exclude_ties", "drop tie and both-bad votes")
+        dedup = _flag_filter("One vote per prompt and pair", "dedup", "deduplicate repeated prompts")
+    return {
+        "judge_kind": None if kind == ALL else kind,
+        "judge": None if judge == ALL else judge,
+        "language": None if language == ALL else language,
+        "since": since,
+        "until": until,
+        "exclude_ties": exclude_ties,
+        "dedup_prompts": dedup,
+    }
+
+
+def active_filters(filters: dict[str, Any]) -> str:
+    """A one-line summary of the filters that are set ('' when none), for captions and exports."""
+    parts = [f"{k}={v}" for k, v in filters.items() if v not in (None, False)]
+    return ", ".join(parts)
+
+
+# --- tables, charts and exports -------------------------------------------------------------------
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_cell(value: Any) -> Any:
+    """A text cell that a spreadsheet would run as a formula (starts with = + - @, tab or CR) gets a
+    leading apostrophe; other values pass unchanged."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def csv_bytes(df: pd.DataFrame) -> bytes:
+    """``df`` as UTF-8 CSV with formula-looking text cells (and headers) neutralised."""
+    safe = df.copy()
+    safe.columns = [neutralise_cell(str(c)) for c in safe.columns]
+    for col in safe.columns:
+        if safe[col].dtype == object or pd.api.types.is_string_dtype(safe[col]):
+            safe[col] = safe[col].map(neutralise_cell)
+    return safe.to_csv(index=False).encode("utf-8")
+
+
+def download_csv(df: pd.DataFrame, name: str, label: str = "CSV", key: str | None = None) -> None:
+    """A download button for ``df`` as a (formula-safe) CSV file called ``name``."""
+    st.download_button(
+        label,
+        csv_bytes(df),
+        file_name=name,
+        mime="text/csv",
+        icon=":material/download:",
+        key=key or f"csv-{name}",
+        on_click="ignore",
+    )
+
+
+def slug(text: str) -> str:
+    """``text`` reduced to a safe file-name part."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:60] or "data"
+
+
+def interval_figure(
+    table: pd.DataFrame,
+    value: str,
+    lower: str,
+    upper: str,
+    *,
+    label: str = "model",
+    title: str = "Rating",
+    count: str | None = None,
+    height_per_row: int = 22,
+) -> go.Figure:
+    """A point-and-whisker chart: one row per ``label`` (best on top), ``value`` with its
+    [``lower``, ``upper``] interval; ``count`` (e.g. battles) goes into the hover text."""
+    rows = table.sort_values(value, ascending=True)
+    names = [plotly_escape(str(m)) for m in rows[label]]
+    counts = rows[count].tolist() if count else [None] * len(rows)
+    hover = [
+        f"<b>{n}</b><br>{title}: {v:.3g} [{lo:.3g}, {hi:.3g}]"
+        + (f"<br>{count}: {c:,}" if c is not None else "")
+        for n, v, lo, hi, c in zip(names, rows[value], rows[lower], rows[upper], counts, strict=True)
+    ]
+    fig = go.Figure(
+        go.Scatter(
+            x=rows[value].tolist(),
+            y=names,
+            mode="markers",
+            marker={"color": "#1f7a5c", "size": 8},
+            error_x={
+                "type": "data",
+                "symmetric": False,
+                "array": (rows[upper] - rows[value]).tolist(),
+                "arrayminus": (rows[value] - rows[lower]).tolist(),
+                "color": "#7dbb9c",
+                "thickness": 2,
+            },
+            hovertext=hover,
+            hoverinfo="text",
+        )
+    )
+    fig.update_layout(
+        height=max(240, 60 + height_per_row * len(rows)),
+        margin={"t": 10, "l": 0, "r": 10, "b": 40},
+        xaxis_title=plotly_escape(title),
+        yaxis={"type": "category", "automargin": True},
+    )
+    return fig
+
+
+def matrix_figure(
+    matrix: pd.DataFrame,
+    *,
+    title: str,
+    colorscale: str | list = "RdBu",
+    zmid: float | None = None,
+    fmt: str = ".2f",
+    counts: pd.DataFrame | None = None,
+) -> go.Figure:
+    """A heatmap of a model-by-model matrix (row model vs column model), labels escaped;
+    ``counts`` (same shape) goes into the hover text as the battles behind each cell."""
+    rows = [plotly_escape(str(m)) for m in matrix.index]
+    cols = [plotly_escape(str(m)) for m in matrix.columns]
+    z = matrix.to_numpy(dtype=float)
+    custom = (
+        counts.reindex(index=matrix.index, columns=matrix.columns).fillna(0).to_numpy()
+        if counts is not None
+        else None
+    )
+    hover = "<b>%{y}</b> vs <b>%{x}</b><br>" + plotly_escape(title) + ": %{z:" + fmt + "}"
+    if custom is not None:
+        hover += "<br>battles: %{customdata:,}"
+    fig = go.Figure(
+        go.Heatmap(
+            z=[[None if pd.isna(v) else float(v) for v in row] for row in z],
+            x=cols,
+            y=rows,
+            customdata=custom.tolist() if custom is not None else None,
+            colorscale=colorscale,
+            zmid=zmid,
+            texttemplate="%{z:" + fmt + "}" if len(rows) <= 16 else None,
+            hovertemplate=hover + "<extra></extra>",
+            colorbar={"title": {"text": plotly_escape(title)}, "thickness": 12},
+        )
+    )
+    side = max(320, 80 + 28 * len(rows))
+    fig.update_layout(
+        height=side,
+        margin={"t": 10, "l": 0, "r": 0, "b": 0},
+        xaxis={"type": "category", "side": "top", "tickangle": -45, "automargin": True},
+        yaxis={"type": "category", "autorange": "reversed", "automargin": True},
+    )
+    return fig
+
+
+_RATING = st.column_config.NumberColumn
+LEADERBOARD_COLUMN_CONFIG = {
+    "rank_ub": _COUNT(
+        "Rank (UB)", help="1 + models whose lower bound is above this model's upper bound", width="small"
+    ),
+    "model": st.column_config.TextColumn("Model"),
+    "rating": _RATING("Rating", format="%.1f", help="maximum-likelihood rating, Elo-like points"),
+    "lower": _RATING("Lower", format="%.1f", help="bootstrap interval, lower end"),
+    "upper": _RATING("Upper", format="%.1f", help="bootstrap interval, upper end"),
+    "battles": _COUNT("Battles", format="localized", help="votes the model took part in"),
+    "rank_change": _COUNT("Rank change", help="rank (UB) without style control minus with it: + = moves up"),
+    "elo": _RATING("Online Elo", format="%.1f", help="sequential Elo over the votes in time order (K=4)"),
+}
+ACCURACY_COLUMN_CONFIG = {
+    "rank_ub": LEADERBOARD_COLUMN_CONFIG["rank_ub"],
+    "model": st.column_config.TextColumn("Model"),
+    "score": _RATING("Accuracy", format="percent", help="mean item score"),
+    "lower": _RATING(
+        "Lower", format="percent", help="95% Clopper–Pearson interval (Wilson for non-0/1 scores)"
+    ),
+    "upper": _RATING("Upper", format="percent"),
+    "items": _COUNT("Items", format="localized", help="items with a result for the model"),
+}
+COEFFICIENT_COLUMN_CONFIG = {
+    "feature": st.column_config.TextColumn("Style feature"),
+    "coef": _RATING("Coefficient", format="%.3f", help="log-odds per unit of the normalised difference"),
+    "lower": _RATING("Lower", format="%.3f"),
+    "upper": _RATING("Upper", format="%.3f"),
+}
+
+
+class Stages:
+    """An ``st.progress`` bar over a fixed list of named stages: ``step(name)`` before each,
+    ``done()`` removes the bar. Cached stages pass in a blink; uncached ones show what runs."""
+
+    def __init__(self, total: int, text: str = "Starting…") -> None:
+        self._bar = st.progress(0.0, text=text)
+        self._total = max(total, 1)
+        self._done = 0
+
+    def step(self, text: str) -> None:
+        self._done += 1
+        self._bar.progress(min(self._done / self._total, 1.0), text=text)
+
+    def done(self) -> None:
+        self._bar.empty()
+
+
+# --- node scores ----------------------------------------------------------------------------------
+
+MODEL = "model"  # session-state key (and URL query parameter) of the chosen model
+
+
+def score_names(kind: str) -> dict[str, str]:
+    """How a node score reads for a dataset of ``kind``: score (Win rate / Accuracy) and n
+    (Battles / Results)."""
+    if kind == "pairwise":
+        return {"score": "Win rate", "n": "Battles"}
+    return {"score": "Accuracy", "n": "Results"}
+
+
+def node_score_column_config(kind: str) -> dict[str, Any]:
+    """Column config of a node-scores table (one row per model, or per node) of a ``kind`` dataset."""
+    names = score_names(kind)
+    return {
+        "model": st.column_config.TextColumn("Model"),
+        "n": _COUNT(names["n"], format="localized", help="the votes / results behind the score"),
+        "score": _RATING(
+            names["score"], format="percent", help="ties count half" if kind == "pairwise" else None
+        ),
+        "lower": _RATING("Lower", format="percent", help="95% interval (none below 5)"),
+        "upper": _RATING("Upper", format="percent"),
+        "rating": _RATING("Node rating", format="%.1f", help="Bradley–Terry fit on the node's votes alone"),
+        "rating_lower": _RATING("Rating lower", format="%.1f"),
+        "rating_upper": _RATING("Rating upper", format="%.1f"),
+        "rank_ub": LEADERBOARD_COLUMN_CONFIG["rank_ub"],
+        "rank": _COUNT("Rank (UB)", help="rank inside the node (upper bound)"),
+    }
+
+
+def score_text(row: pd.Series, kind: str) -> str:
+    """A node score with its interval and evidence as plain text, e.g. '[52%, 61%] · 120 battles'."""
+    n_name = score_names(kind)["n"].lower()
+    interval = "" if pd.isna(row["lower"]) else f"[{row['lower']:.0%}, {row['upper']:.0%}] · "
+    return f"{interval}{int(row['n']):,} {n_name}"
+
+
+def offer_node_scores(
+    dataset: str, tree_id: str, filters: dict[str, Any], kind: str, *, required: bool = True
+) -> None:
+    """Say that node scores for this tree (and filters) are not computed yet and offer a button
+    that computes them here, with a progress bar, then reruns the page. ``required=False`` (the
+    scores are an extra, e.g. for colouring) says it in a caption instead of an info box."""
+    filtered = kind == "pairwise" and any(v not in (None, False) for v in filters.values())
+    message = (
+        f"Model scores for this tree{' and these vote filters' if filtered else ''} are not computed yet."
+    )
+    with st.container(horizontal=True, vertical_alignment="center"):
+        if required:
+            st.info(message, icon=":material/calculate:")
+        else:
+            st.caption(message + " Compute them to colour the tree by a model's score.")
+        clicked = st.button(
+            "Compute scores",
+            type="primary" if required else "secondary",
+            icon=":material/calculate:",
+            key=f"compute-{tree_id}",
+            help="Win rates / accuracy with intervals and a Bradley–Terry fit in every node "
+            f"({data.SCORE_ROUNDS} bootstrap rounds, seed {data.SCORE_SEED})",
+        )
+    if clicked:
+        bar = st.progress(0.0, text="Starting…")
+        try:
+            data.compute_node_scores(dataset, tree_id, filters, on_progress=progress_callback(bar))
+        except ArenatreeError as exc:
+            st.error("The scores could not be computed.", icon=":material/error:")
+            st.code(str(exc), language=None, wrap_lines=True)
+            return
+        st.rerun()
+
+
+def score_colours(ranked: pd.DataFrame, kind: str, model: str, measure: str) -> tuple[dict[str, Any], str]:
+    """Treemap colouring by ``model``'s node score (``measure='score'``) or rank inside each node
+    (``'rank'``), from node scores with a ``rank`` column (:func:`dashboard.data.with_rank`).
+    Returns the colour keyword arguments of :func:`tree_figure` and a legend sentence."""
+    names = score_names(kind)
+    mine = ranked[ranked["model"] == model].set_index("node_id")
+    text = mine.apply(score_text, axis=1, kind=kind) if len(mine) else None
+    if measure == "score":
+        colour = {"color": mine["score"], "color_label": names["score"], "colorscale": "RdYlGn"}
+        colour["color_range"] = (0.0, 1.0)
+        legend = f"colour = {names['score'].lower()} of {model} (red 0%, green 100%)"
+    else:
+        worst = float(ranked["rank"].max()) if ranked["rank"].notna().any() else 2.0
+        colour = {"color": mine["rank"], "color_label": "Rank (UB)", "colorscale": "RdYlGn_r"}
+        colour["color_range"] = (1.0, max(worst, 2.0))
+        legend = f"colour = rank (upper bound) of {model} inside each node (green = 1)"
+    return {**colour, "color_text": text}, legend + "; grey tiles have no score for it"
+
+
+# --- weakness profiles ------------------------------------------------------------------------------
+
+SWEEP_COLUMN_CONFIG = {
+    "tau_low": _RATING("τ from", format="%.3f", help="the profile holds for τ above this ..."),
+    "tau_high": _RATING("τ to", format="%.3f", help="... up to this τ"),
+    "nodes": _COUNT("Nodes"),
+    "items": _COUNT("Items", format="localized", help="items under the profile's nodes"),
+    "node_ids": st.column_config.ListColumn("Node ids"),
+    "members": st.column_config.TextColumn("Nodes (keywords)", width="large"),
+}
+ADJUSTED_COLUMN_CONFIG = {
+    "node_id": st.column_config.NumberColumn("Node", width="small"),
+    "label": st.column_config.TextColumn("Capability"),
+    "size": _COUNT("Items", format="localized"),
+    "battles": _COUNT("Battles", format="localized", help="the model's votes in the node"),
+    "observed": _RATING("Wins", format="%.1f", help="wins in the node, ties half"),
+    "expected": _RATING("Expected", format="%.1f", help="wins its global rating predicts there"),
+    "offset": _RATING("Offset", format="%+.0f", help="rating points inside the node vs globally"),
+    "offset_lower": _RATING("Offset lower", format="%+.0f", help="95% interval"),
+    "offset_upper": _RATING("Offset upper", format="%+.0f"),
+    "z": _RATING("z", format="%.2f"),
+    "p": _RATING("p", format="%.2g", help="one-sided: weaker in the node"),
+    "p_adj": _RATING("p (BH)", format="%.2g", help="Benjamini–Hochberg adjusted over the tested nodes"),
+    "description": st.column_config.TextColumn("Description", width="large"),
+}
+
+
+def model_summary(profile_nodes: pd.DataFrame, kind: str) -> None:
+    """Metrics of a model's overall (root) score, its interval and evidence."""
+    names = score_names(kind)
+    root = profile_nodes[profile_nodes["parent_id"].isna()].iloc[0]
+    scored = int(profile_nodes["lower"].notna().sum())
+    with st.container(horizontal=True):
+        st.metric(
+            f"Overall {names['score'].lower()}", "—" if pd.isna(root["score"]) else f"{root['score']:.1%}"
+        )
+        interval = "—" if pd.isna(root["lower"]) else f"{root['lower']:.1%} – {root['upper']:.1%}"
+        st.metric("95% interval", interval)
+        st.metric(names["n"], f"{int(root['n']):,}")
+        st.metric("Nodes with an interval", f"{scored:,} of {len(profile_nodes):,}")
+
+
+def profile_table(profile: pd.DataFrame, kind: str, key: str, selectable: bool = True) -> int | None:
+    """A weakness / strength profile (rows of :func:`pipelines.weaknesses.extract`) as a table;
+    returns the node chosen for evidence (the selected row, else the first; None when empty)."""
+    if profile.empty:
+        st.caption("None at this τ.")
+        return None
+    shown = profile.assign(label=node_labels(profile).to_numpy())
+    config = {**node_score_column_config(kind), **CHILD_COLUMN_CONFIG}
+    event = st.dataframe(
+        shown,
+        hide_index=True,
+        column_order=["node_id", "label", "size", "n", "score", "lower", "upper", "description"],
+        column_config=config,
+        key=key,
+        on_select="rerun" if selectable else "ignore",
+        selection_mode="single-row",
+    )
+    rows = event["selection"]["rows"] if selectable and event else []
+    return int(shown["node_id"].iloc[rows[0] if rows else 0])
+
+
+def evidence(
+    dataset: str, filters: dict[str, Any], tree_id: str, node: int, model: str, kind: str, limit: int
+) -> None:
+    """The votes (arenas: the opponent and the outcome, losses first) or results (wrong answers
+    first) of ``model`` behind its score in ``node``, with the prompts as plain text."""
+    nodes = data.tree_nodes(tree_id)
+    row = nodes[nodes["node_id"] == node].iloc[0]
+    with st.container(border=True, key=f"evidence-{node}"):
+        st.caption(f"Evidence for node {node} · {row['size']:,} items")
+        st.text(row["description"])
+        if kind == "pairwise":
+            votes = data.evidence_votes(dataset, filters, tree_id, node, model, limit)
+            st.caption(f"{len(votes):,} of {model}'s votes here (up to {limit}), losses first.")
+            st.dataframe(votes, hide_index=True, column_config=EVIDENCE_COLUMN_CONFIG, key=f"votes-{node}")
+            download_csv(votes, f"evidence-node{node}-{slug(model)}.csv", "Evidence CSV")
+        else:
+            results = data.evidence_results(dataset, tree_id, node, model, limit)
+            st.caption(f"{len(results):,} of {model}'s results here (up to {limit}), wrong answers first.")
+            st.dataframe(
+                results, hide_index=True, column_config=EVIDENCE_COLUMN_CONFIG, key=f"results-{node}"
+            )
+            download_csv(results, f"evidence-node{node}-{slug(model)}.csv", "Evidence CSV")
+
+
+EVIDENCE_COLUMN_CONFIG = {
+    "prompt": st.column_config.TextColumn("Prompt", width="large"),
+    "opponent": st.column_config.TextColumn("Opponent"),
+    "outcome": st.column_config.TextColumn("Outcome", help="from the chosen model's side"),
+    "side": st.column_config.TextColumn("Side", help="A = shown first (left)", width="small"),
+    "judge": st.column_config.TextColumn("Judge"),
+    "battle_id": st.column_config.TextColumn("Vote id"),
+    "score": _RATING("Score", format="%.2f", help="1 = correct"),
+    "instance_id": st.column_config.TextColumn("Item id"),
+}
+
+
+def adjusted_table(tested: pd.DataFrame, key: str) -> None:
+    """Rows of :func:`dashboard.data.opponent_adjusted` (any subset) as a table."""
+    if tested.empty:
+        st.caption("None at this level.")
+        return
+    shown = tested.assign(label=node_labels(tested).to_numpy())
+    st.dataframe(
+        shown,
+        hide_index=True,
+        column_order=list(ADJUSTED_COLUMN_CONFIG),
+        column_config=ADJUSTED_COLUMN_CONFIG,
+        key=key,
+    )

@@ -153,7 +153,24 @@ def serve(db: str | None, port: int | None = None) -> int:
         return 0
 
 
+def score_tree(db: str | None, dataset: str, tree_id: str | None, **params) -> str:
+    """Node scores of every node and model of a tree (stored; a rerun is instant), with a tqdm bar."""
+    from tqdm import tqdm
+
+    from .scores import compute_node_scores
+
+    with tqdm(total=100, desc=f"node scores {dataset}", unit="%", file=sys.stderr, leave=False) as bar:
+
+        def progress(stage: str, fraction: float) -> None:
+            bar.n = round(100 * fraction)  # per stage: aggregate, fit, store
+            bar.set_postfix_str(stage)
+
+        return compute_node_scores(db, dataset, tree_id, progress=progress, **params)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
+    from .store import reader
+
     reports = import_bundled(args.db)
     for r in reports:
         state = (
@@ -164,10 +181,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
         _log(f"  {r['dataset']:<18} {r['format']:<13} {state}")
     from .tree.build import build_tree
 
+    with reader(args.db) as con:
+        kinds = dict(con.execute("SELECT dataset, kind FROM datasets").fetchall())
     for name in dict.fromkeys(r["dataset"] for r in reports):
         tree = build_tree(name, db=args.db, progress=True)
         state = "cached" if tree["cached"] else f"built in {tree['seconds']:.0f} s"
         _log(f"  tree {tree['tree_id']:<28} {tree['n_nodes']:>6,} nodes ({state})")
+        if kinds[name] in ("pairwise", "instances"):
+            run_id = score_tree(args.db, name, tree["tree_id"])
+            _log(f"  node scores {run_id}")
     if args.no_serve:
         return 0
     return serve(args.db, args.port)
@@ -282,6 +304,207 @@ def cmd_tree_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _filters(args: argparse.Namespace):
+    from .battles import Filters
+
+    return Filters(
+        judge_kind=args.judge_kind,
+        judge=args.judge,
+        language=args.language,
+        since=args.since,
+        until=args.until,
+        exclude_ties=args.exclude_ties,
+        dedup_prompts=args.dedup_prompts,
+    )
+
+
+def _add_filter_arguments(s: argparse.ArgumentParser) -> None:
+    g = s.add_argument_group("vote filters (pairwise datasets)")
+    g.add_argument("--judge-kind", choices=["human", "llm"], help="only votes of human / LLM judges")
+    g.add_argument("--judge", help="only this judge's votes (voter id or judge model)")
+    g.add_argument("--language", help="only battles in this language (e.g. English)")
+    g.add_argument("--since", metavar="YYYY-MM-DD", help="only votes on or after this day (UTC)")
+    g.add_argument("--until", metavar="YYYY-MM-DD", help="only votes on or before this day (UTC)")
+    g.add_argument("--exclude-ties", action="store_true", help="drop tie and both-bad votes")
+    g.add_argument(
+        "--dedup-prompts", action="store_true", help="cap repeats of very frequent prompts (LMArena)"
+    )
+
+
+def _fmt(x: float, digits: int = 0) -> str:
+    return "-" if x is None or x != x else f"{x:.{digits}f}"
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from .leaderboards import build_leaderboard
+    from .store import reader
+
+    with reader(args.db) as con:
+        board = build_leaderboard(
+            con,
+            args.dataset,
+            node=args.node,
+            tree_id=args.tree,
+            filters=_filters(args),
+            method=args.method,
+            style=args.style_control,
+            rounds=args.bootstrap,
+            seed=args.seed,
+            anchor=args.anchor,
+        )
+    if args.json:
+        _print_json(board.as_dict())
+        return 0
+    where = f"node {board.node} ({board.node_description})" if board.node is not None else "all items"
+    t = board.table
+    if board.kind == "instances":
+        print(f"{board.dataset}, {where}: accuracy of {len(t)} models over {board.n_votes:,} results")
+        print(f"{'rank(UB)':>8}  {'model':<32} {'accuracy':>8}  {'95% CI':>15}  {'items':>6}")
+        for r in t.itertuples():
+            ci = f"{_fmt(r.lower, 3)}-{_fmt(r.upper, 3)}"
+            print(f"{r.rank_ub:>8}  {r.model:<32} {r.score:>8.3f}  {ci:>15}  {r.items:>6,}")
+        return 0
+    method = "Rao-Kupper" if args.method == "rao-kupper" else "Bradley-Terry"
+    style = ", style-controlled" if args.style_control else ""
+    print(
+        f"{board.dataset}, {where}: {method}{style} over {board.n_votes:,} votes, "
+        f"{args.bootstrap} bootstrap rounds (400 points = 10x odds)"
+    )
+    change = "rank_change" in t
+    print(
+        f"{'rank(UB)':>8}  {'model':<32} {'rating':>7}  {'95% CI':>13}  {'battles':>8}"
+        + ("  Δrank" if change else "")
+    )
+    for r in t.itertuples():
+        ci = f"{_fmt(r.lower)}..{_fmt(r.upper)}"
+        extra = f"  {int(r.rank_change):+d}" if change else ""
+        print(f"{r.rank_ub:>8}  {r.model:<32} {r.rating:>7.1f}  {ci:>13}  {r.battles:>8,}{extra}")
+    if board.coefficients is not None:
+        print(
+            f"style coefficients (log-odds per SD; {board.extra['battles_used']:,} battles with style data):"
+        )
+        for r in board.coefficients.itertuples():
+            ci = f"[{_fmt(r.lower, 3)}, {_fmt(r.upper, 3)}]"
+            print(f"  {r.feature:<8} {_fmt(r.coef, 3):>7}  {ci:<18} ({r.battles_nonzero:,} battles differ)")
+    if "theta" in board.extra:
+        lo, hi = board.extra["theta_interval"]
+        print(f"Rao-Kupper tie parameter theta = {board.extra['theta']:.3f} [{lo:.3f}, {hi:.3f}]")
+    return 0
+
+
+def _parse_mix(text: str | None) -> dict[str, float] | None:
+    if not text:
+        return None
+    mix = {}
+    for part in text.split(","):
+        name, sep, share = part.partition("=")
+        try:
+            mix[name.strip()] = float(share)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise ArenatreeError(
+                f"--voter-mix {text!r}: expected TYPE=SHARE,..., e.g. unbiased=0.8,position=0.2"
+            )
+    return mix
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from .simulate import simulate
+
+    bars: dict[str, tqdm] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        bar = bars.get(stage)
+        if bar is None:
+            for other in bars.values():  # stages run one after another: one bar at a time
+                other.close()
+            bar = bars[stage] = tqdm(total=total, desc=f"simulate {stage}", file=sys.stderr, leave=False)
+        bar.update(done - bar.n)
+
+    summary = simulate(
+        Path(args.out),
+        votes=args.votes,
+        models=args.models,
+        voters=args.voters,
+        seed=args.seed,
+        fmt=args.format,
+        voter_mix=_parse_mix(args.voter_mix),
+        vote_truth=not args.no_vote_truth,
+        progress=progress,
+    )
+    for bar in bars.values():
+        bar.close()
+    if args.json:
+        _print_json(summary)
+        return 0
+    votes_file = summary["files"]["votes"]
+    _log(
+        f"simulated {summary['votes']:,} votes of {summary['models']} models by {summary['voters']:,} voters "
+        f"over {summary['prompts']:,} real prompts in {summary['seconds']:.1f} s"
+    )
+    _log(f"  votes: {votes_file}\n  truth: {summary['files']['truth']}")
+    _log(f"import with: arenatree ingest {votes_file} --dataset sim")
+    return 0
+
+
+def cmd_weaknesses(args: argparse.Namespace) -> int:
+    from .store import reader
+    from .weaknesses import model_profile
+
+    view = "sweep" if args.sweep else "pruned" if args.pruned else "adjusted" if args.adjusted else "evaltree"
+    with reader(args.db) as con:
+        prof = model_profile(
+            con,
+            args.dataset,
+            args.model,
+            view=view,
+            tau=args.tau,
+            tree_id=args.tree,
+            filters=_filters(args),
+            alpha=args.alpha,
+            fdr=not args.no_fdr,
+            strengths=args.strengths,
+        )
+    if args.json:
+        _print_json(prof)
+        return 0
+    what = "win rate (ties half)" if prof["kind"] == "pairwise" else "accuracy"
+    print(
+        f"{prof['model']} on {prof['dataset']} (tree {prof['tree_id']}): overall {what} "
+        f"{prof['score']:.3f} over {prof['n']:,} {'battles' if prof['kind'] == 'pairwise' else 'items'}"
+    )
+    if view == "sweep":
+        key = "profiles"
+        for name in (key, "strength_profiles") if args.strengths else (key,):
+            print("weakness profiles (tau range: nodes)" if name == key else "strength profiles")
+            for p in prof[name]:
+                print(f"  ({p['tau_low']:.4f}, {p['tau_high']:.4f}]: {', '.join(map(str, p['node_ids']))}")
+        return 0
+    if view == "evaltree":
+        rule = f"EvalTree extraction at tau = {prof['tau']:.4f} (interval wholly below tau)"
+    elif view == "pruned":
+        rule = f"penalised pruning against the model's own level (per-node level {prof['alpha']})"
+    else:
+        rule = f"opponent-adjusted test, {'BH-adjusted ' * prof['fdr']}p <= {prof['alpha']}"
+    for name in ("weaknesses", "strengths") if args.strengths else ("weaknesses",):
+        rows = prof[name]
+        print(f"{name} ({len(rows)}): {rule}")
+        for w in rows:
+            ci = f"[{_fmt(w['lower'], 3)}, {_fmt(w['upper'], 3)}]"
+            extra = f"  offset {w['offset']:+.0f} pts" if w.get("offset") is not None else ""
+            extra += f"  p_adj {w['p_adj']:.2g}" if w.get("p_adj") is not None else ""
+            ids = ", ".join(w["source_ids"][:5]) + (" ..." if len(w["source_ids"]) > 5 else "")
+            print(f"  [{w['node_id']}] {w['size']:>5} items  n={w['n']:<6} {_fmt(w['score'], 3)} {ci}{extra}")
+            print(f"        {w['description'][:140]}")
+            print(f"        items: {ids}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="arenatree", description=__doc__.splitlines()[0])
     p.add_argument("--db", help="database file (default: $ARENATREE_DB or data/arenatree.duckdb)")
@@ -350,6 +573,66 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dataset")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_tree_list)
+
+    s = sub.add_parser(
+        "leaderboard", help="ratings with bootstrap intervals (or accuracy for per-instance data)"
+    )
+    s.add_argument("--dataset", required=True)
+    s.add_argument("--node", type=int, help="only the items under this node of the dataset's tree")
+    s.add_argument("--tree", help="tree id for --node (default: the dataset's newest)")
+    s.add_argument("--method", choices=["bt", "rao-kupper"], default="bt", help="tie model (default bt)")
+    s.add_argument("--style-control", action="store_true", help="control for length and markdown (LMArena)")
+    s.add_argument("--bootstrap", type=int, default=100, metavar="R", help="bootstrap rounds (default 100)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--anchor", metavar="MODEL", help="pin this model at 1000 (default: mean 1000)")
+    _add_filter_arguments(s)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_leaderboard)
+
+    s = sub.add_parser("weaknesses", help="a model's weakness (and strength) profile over the dataset's tree")
+    s.add_argument("--dataset", required=True)
+    s.add_argument("--model", required=True)
+    s.add_argument("--tree", help="tree id (default: the dataset's newest)")
+    view = s.add_mutually_exclusive_group()
+    view.add_argument("--tau", type=float, help="EvalTree threshold (default: the model's overall score)")
+    view.add_argument(
+        "--sweep", action="store_true", help="every distinct EvalTree profile with its tau range"
+    )
+    view.add_argument(
+        "--pruned", action="store_true", help="no tau: penalised pruning against the model's level"
+    )
+    view.add_argument(
+        "--adjusted", action="store_true", help="votes: nodes where the model is below its global rating"
+    )
+    s.add_argument("--alpha", type=float, help="test level (--adjusted 0.05, --pruned 0.001)")
+    s.add_argument(
+        "--no-fdr", action="store_true", help="--adjusted: raw p-values instead of Benjamini-Hochberg"
+    )
+    s.add_argument("--strengths", action="store_true", help="also the strength profile (the mirror rule)")
+    _add_filter_arguments(s)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_weaknesses)
+
+    s = sub.add_parser("simulate", help="write a simulated arena (Chatbot Arena format) with its known truth")
+    s.add_argument("--out", required=True, metavar="DIR", help="folder for the votes and truth.json")
+    s.add_argument("--votes", type=int, default=100_000)
+    s.add_argument("--models", type=int, default=20)
+    s.add_argument("--voters", type=int, default=1_000)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument(
+        "--format",
+        choices=["parquet", "jsonl", "json"],
+        default="parquet",
+        help="votes file (default parquet)",
+    )
+    s.add_argument(
+        "--no-vote-truth", action="store_true", help="skip votes_truth.parquet (latent parts per vote)"
+    )
+    s.add_argument(
+        "--voter-mix", metavar="TYPE=SHARE,...", help="voter types, e.g. unbiased=0.8,position=0.2"
+    )
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_simulate)
 
     s = sub.add_parser("demo", help="import the bundled real data, build its trees, open the dashboard")
     s.add_argument("--no-serve", action="store_true", help="import only")

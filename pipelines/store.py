@@ -173,6 +173,40 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (tree_id, prompt_id)
     );
     """,
+    # v3: node scores (pipelines.scores), keyed by everything that produced them
+    """
+    CREATE TABLE score_runs (
+        run_id VARCHAR PRIMARY KEY,         -- sha256 of (dataset, tree_id, kind, params, import_ids)[:16]
+        dataset VARCHAR NOT NULL,
+        tree_id VARCHAR,                    -- NULL: a whole-dataset run (one node, node_id 0)
+        kind VARCHAR NOT NULL,              -- 'pairwise' | 'instances'
+        params JSON NOT NULL,               -- filters, rounds, seed, level, method constants
+        import_ids JSON NOT NULL,           -- sorted import ids of the dataset the run saw
+        info JSON NOT NULL,                 -- what the run found: interval method, fits, stage seconds
+        n_nodes INTEGER NOT NULL,
+        n_models INTEGER NOT NULL,
+        n_rows BIGINT NOT NULL,             -- votes or results used (all of them count at the root)
+        created_at TIMESTAMP NOT NULL,
+        seconds DOUBLE NOT NULL,            -- wall time of the computation
+        tool_version VARCHAR NOT NULL
+    );
+    CREATE TABLE node_scores (              -- one row per (node, model) with data in the node
+        run_id VARCHAR NOT NULL,
+        node_id INTEGER NOT NULL,
+        model VARCHAR NOT NULL,
+        n BIGINT NOT NULL,                  -- battles played in the node / results in the node
+        wins DOUBLE NOT NULL,               -- wins + ties / 2 / sum of scores (correct answers)
+        ties DOUBLE,                        -- ties of either kind (pairwise only)
+        score DOUBLE NOT NULL,              -- wins / n: win rate or accuracy
+        lower DOUBLE,                       -- interval on score (NULL when n < 5)
+        upper DOUBLE,
+        rating DOUBLE,                      -- the node's own Bradley-Terry fit (NULL when not fitted)
+        rating_lower DOUBLE,
+        rating_upper DOUBLE,
+        rank_ub INTEGER,
+        PRIMARY KEY (run_id, node_id, model)
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

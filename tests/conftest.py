@@ -39,6 +39,12 @@ def bundled_db(tmp_path_factory, data_dir) -> Path:
     import sys
 
     db = tmp_path_factory.mktemp("bundled") / "arenatree.duckdb"
+    prebuilt = os.environ.get("ARENATREE_TEST_BUNDLED_DB")
+    if prebuilt:  # developers only: reuse a demo database built by the same code (CI never sets it)
+        import shutil
+
+        shutil.copyfile(prebuilt, db)
+        return db
     out = subprocess.run(
         [sys.executable, "-m", "pipelines.cli", "--db", str(db), "demo", "--no-serve"],
         capture_output=True,

@@ -275,3 +275,71 @@ def test_tree_page_in_chromium(tree_server: str, tree_database: dict, browser: B
         )
     finally:
         context.close()
+
+
+@pytest.fixture(scope="module")
+def arena_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The dashboard on the Leaderboard page tests' arena (votes, tree and node scores)."""
+    from test_leaderboard_page import ARENA, build_arena
+
+    from pipelines.scores import compute_node_scores
+
+    db = tmp_path_factory.mktemp("browser-arena") / "arenatree.duckdb"
+    compute_node_scores(db, ARENA, build_arena(db))
+    log = tmp_path_factory.mktemp("streamlit-arena") / "server.log"
+    with streamlit_server(db, log) as url:
+        yield url
+
+
+def test_leaderboard_and_weaknesses_pages_in_chromium(arena_server: str, browser: Browser) -> None:
+    """Leaderboard: table, interval chart, style control; Weaknesses: profile and evidence."""
+    context = browser.new_context(viewport={"width": 1600, "height": 1800})
+    page = context.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(f"{arena_server}/?dataset=arena")
+        page.get_by_test_id("stSidebarNav").get_by_role("link", name="Leaderboard").click(timeout=30_000)
+        expect(page.get_by_role("heading", name="Leaderboard")).to_be_visible(timeout=30_000)
+        expect(metric(page, "Votes")).to_have_text("864", timeout=30_000)
+        grids = page.get_by_test_id("stDataFrame")
+        expect(grids.first).to_contain_text("alpha", timeout=30_000)
+        # The interval chart: four points with whiskers, and the two heatmaps.
+        points = page.locator(".js-plotly-plot .scatterlayer .point")
+        expect(points).to_have_count(4, timeout=30_000)
+        expect(page.locator(".js-plotly-plot .heatmaplayer").first).to_be_attached()
+        page.get_by_text("Style control", exact=True).click()
+        expect(page).to_have_url(re.compile(r"style=1"), timeout=30_000)
+        expect(page.get_by_role("heading", name="Style control")).to_be_visible(timeout=30_000)
+        coefs = grids.filter(has_text="headers")
+        expect(coefs).to_have_count(1, timeout=30_000)
+        page.wait_for_timeout(1000)
+        expect(page.get_by_test_id("stException")).to_have_count(0)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "leaderboard.png"), full_page=True)
+
+        page.get_by_test_id("stSidebarNav").get_by_role("link", name="Weaknesses").click()
+        expect(page.get_by_role("heading", name="Weaknesses", exact=False).first).to_be_visible(
+            timeout=30_000
+        )
+        expect(page.get_by_role("heading", name=re.compile(r"Weaknesses \(\d+\)"))).to_be_visible(
+            timeout=30_000
+        )
+        evidence = page.locator("[class*='st-key-evidence-']")
+        expect(evidence).to_be_visible(timeout=30_000)
+        expect(evidence.get_by_test_id("stDataFrame")).to_contain_text("lost", timeout=30_000)
+        expect(page).to_have_url(re.compile(r"model=alpha"))
+        page.get_by_role("tab", name="Opponent-adjusted").click()
+        expect(
+            page.get_by_role("heading", name=re.compile(r"Significantly weaker nodes \(\d+\)"))
+        ).to_be_visible()
+        page.wait_for_timeout(1000)
+        expect(page.get_by_test_id("stException")).to_have_count(0)
+        page.screenshot(path=str(ARTIFACTS / "weaknesses.png"), full_page=True)
+        assert page.locator("script:text('xss'), img[src*='evil.example']").count() == 0
+        assert dialogs == [], f"untrusted text ran as script: {dialogs}"
+        assert errors == [], f"JavaScript errors on the page: {errors}"
+    finally:
+        context.close()

@@ -44,14 +44,7 @@ if trees.empty:
     st.stop()
 
 # --- the tree -----------------------------------------------------------------------------------
-tree_id = widgets.shared_choice(
-    "Tree",
-    trees.index.tolist(),
-    widgets.TREE,
-    format_func=lambda t: f"{trees.loc[t, 'created_at']:%Y-%m-%d %H:%M} · {trees.loc[t, 'n_nodes']:,} nodes",
-    where=st.sidebar,
-    help="Trees built for this dataset, newest first",
-)
+tree_id = widgets.sidebar_tree(trees)
 tree = trees.loc[tree_id]
 nodes = data.tree_nodes(tree_id)
 by_id = nodes.set_index("node_id", drop=False)
@@ -91,20 +84,77 @@ if query.strip():
             args=(tree_id, picker),
         )
 
+# --- colour by a model's score ---------------------------------------------------------------------
+kind = data.dataset_kind(summary, dataset)
+filters = widgets.sidebar_filters(data.filter_options(dataset)) if kind == "pairwise" else {}
+scores = data.node_scores(dataset, tree_id, data.score_filters(kind, filters)) if kind != "prompts" else None
+ranked = data.with_rank(scores, kind) if scores is not None else None
+names = widgets.score_names(kind)
+colour: dict = {"color": None, "color_label": "Items"}
+legend = "colour = item count"
+if kind != "prompts" and scores is None:
+    widgets.offer_node_scores(dataset, tree_id, data.score_filters(kind, filters), kind, required=False)
+elif scores is not None:
+    models = sorted(scores["model"].unique())
+    with st.container(horizontal=True, vertical_alignment="bottom"):
+        model = widgets.shared_widget(
+            st.selectbox,
+            "Colour by",
+            widgets.MODEL,
+            default="",
+            valid=lambda m: m == "" or m in models,
+            options=["", *models],
+            format_func=lambda m: "Item count" if m == "" else m,
+            width=320,
+        )
+        measure = widgets.shared_widget(
+            st.radio,
+            "Measure",
+            "measure",
+            default="score",
+            valid=("score", "rank").__contains__,
+            options=["score", "rank"],
+            format_func={"score": names["score"], "rank": "Rank in node"}.get,
+            horizontal=True,
+            disabled=model == "",
+        )
+    if model:
+        colour, legend = widgets.score_colours(ranked, kind, model, measure)
+
 left, right = st.columns([3, 2], gap="large")
 with left:
     chart = f"treemap-{tree_id}-{node}"
     st.plotly_chart(
-        widgets.tree_figure(nodes, selected=node),
+        widgets.tree_figure(nodes, selected=node, **colour),
         key=chart,
         on_select=partial(widgets.node_clicked, tree_id, chart),
         selection_mode="points",
         config={"displaylogo": False},
     )
-    st.caption("Area = items under a capability; colour = item count. Click a tile to open it.")
+    st.caption(f"Area = items under a capability; {legend}. Click a tile to open it.")
 
 with right, st.container(border=True, key="node-panel"):
     widgets.node_panel(nodes, node, tree_id)
+
+# --- how every model does in the node ----------------------------------------------------------------
+if ranked is not None:
+    here = ranked[ranked["node_id"] == node].drop(columns="node_id")
+    here = here.sort_values(["rating", "score"], ascending=False, na_position="last")
+    st.subheader("Models in this node", anchor=False)
+    st.caption(
+        f"{names['score']} with its 95% interval and the {names['n'].lower()} behind it"
+        + ("; node rating = Bradley–Terry fit on the node's votes alone." if kind == "pairwise" else ".")
+    )
+    columns = ["model", "n", "score", "lower", "upper"]
+    columns += ["rating", "rating_lower", "rating_upper", "rank_ub"] if kind == "pairwise" else ["rank"]
+    st.dataframe(
+        here,
+        hide_index=True,
+        column_order=columns,
+        column_config=widgets.node_score_column_config(kind),
+        key=f"node-scores-{tree_id}-{node}",
+    )
+    widgets.download_csv(here[columns], f"node-{node}-scores-{widgets.slug(dataset)}.csv", "Node scores CSV")
 
 # --- what is under the node -----------------------------------------------------------------------
 kids = data.children(nodes, node)

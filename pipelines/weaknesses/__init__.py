@@ -1,0 +1,63 @@
+"""Weakness and strength profiles over capability trees (EvalTree §3.2) and their significance-
+based variants; see :mod:`.profiles` (extraction, τ sweep, node tests, FDR, penalised pruning),
+:mod:`.arena` (the opponent-adjusted test for pairwise votes) and :mod:`.validity` (planted-
+weakness recovery: the benchmark behind ``bench/bench_weakness_validity.py``)."""
+
+from .arena import opponent_adjusted_tests
+from .model_profile import model_nodes, model_profile
+from .profiles import (
+    MIN_CHILD_SIZE,
+    MIN_INTERVAL_N,
+    PROFILE_COLUMNS,
+    Profile,
+    TreeIndex,
+    accuracy_by_node,
+    accuracy_gain,
+    accuracy_pvalues,
+    ancestor_any,
+    bh_adjust,
+    binomial_interval,
+    extract,
+    extract_mask,
+    extract_pruned,
+    extract_significant,
+    index_ids,
+    penalty_for,
+    prune_mask,
+    strengths,
+    subtree_counts,
+    subtree_sums,
+    sweep,
+    tree_index,
+    z_gain,
+)
+
+__all__ = [
+    "MIN_CHILD_SIZE",
+    "MIN_INTERVAL_N",
+    "PROFILE_COLUMNS",
+    "Profile",
+    "TreeIndex",
+    "accuracy_by_node",
+    "ancestor_any",
+    "accuracy_gain",
+    "accuracy_pvalues",
+    "bh_adjust",
+    "binomial_interval",
+    "extract",
+    "extract_mask",
+    "extract_pruned",
+    "extract_significant",
+    "index_ids",
+    "model_nodes",
+    "model_profile",
+    "opponent_adjusted_tests",
+    "penalty_for",
+    "prune_mask",
+    "strengths",
+    "subtree_counts",
+    "subtree_sums",
+    "sweep",
+    "tree_index",
+    "z_gain",
+]

@@ -1,0 +1,316 @@
+"""Page tests of the Leaderboard page: AppTest on a real DuckDB with synthetic votes of known shape.
+
+The module builds one database: 'arena' (864 votes over 72 topic prompts, four models of known
+strength, an LLM judge that favours the weakest model, two languages, 36 days of timestamps,
+answers whose length and markdown differ by model) with its offline capability tree; 'math'
+(per-instance results); 'prompts-only'; and 'hostile' (a model named like an HTML tag). Every
+number on the page is checked against the pipeline functions on the same votes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from helpers import TOPICS, load, pairwise_batch, results_batch, topic_prompts
+from scipy import stats
+from streamlit.testing.v1 import AppTest
+
+from dashboard import data, widgets
+from pipelines import ratings, store, style_control
+from pipelines.battles import NO_FILTERS, Filters, load_battles
+from pipelines.ingest.base import Batch
+from pipelines.tree import read
+from pipelines.tree.build import build_tree
+
+APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
+PAGE = "views/leaderboard.py"
+ARENA = "arena"
+MODELS = ("alpha", "beta", "gamma", "delta")
+STRENGTH = {"alpha": 2.5, "beta": 0.4, "gamma": -0.3, "delta": -1.0}
+WEAK_TOPICS = ("sql", "evil")  # alpha is planted weak on these
+HOSTILE_MODEL = "<img src=x onerror=alert(1)>"
+
+
+def answer(model: str, k: int) -> str:
+    """A response whose style grows with the model's rank (alpha longest, with headers, lists and
+    bold) and varies from vote to vote, so style and model are not confounded."""
+    level = 3 - MODELS.index(model)
+    header = "# Answer\n\n" if (level + k) % 4 >= 2 else ""
+    items = "".join(f"\n- point {j}" for j in range(level + k % 3))
+    bold = " **key**" * ((level + k) % 3)
+    return f"{header}Reply {k} by {model}." + " more words" * (5 + 10 * level + k % 11) + bold + items
+
+
+def arena_frame(n_prompts: int = 72, repeats: int = 2, seed: int = 7) -> pd.DataFrame:
+    """Votes: every pair of :data:`MODELS` on every topic prompt ``repeats`` times, both sides;
+    outcomes drawn from Bradley–Terry with :data:`STRENGTH` (alpha much weaker on the
+    :data:`WEAK_TOPICS`), 8% ties; every third vote by an LLM judge that favours delta."""
+    rng = np.random.default_rng(seed)
+    topics = list(TOPICS)
+    pairs = [(a, b) for i, a in enumerate(MODELS) for b in MODELS[i + 1 :]]
+    rows = []
+    for i, text in enumerate(topic_prompts(n_prompts)):
+        topic = topics[i % len(topics)]
+        for r in range(repeats):
+            for j, (a, b) in enumerate(pairs):
+                a, b = (b, a) if (i + r + j) % 2 else (a, b)
+                k = len(rows)
+                llm = (i + r + j) % 3 == 0
+                s = dict(STRENGTH, **({"alpha": -2.0} if topic in WEAK_TOPICS else {}))
+                if llm:
+                    s["delta"] = 3.5
+                p = 1 / (1 + math.exp(-(s[a] - s[b])))
+                u = rng.random()
+                winner = "tie" if u < 0.08 else "model_a" if u < 0.08 + 0.92 * p else "model_b"
+                rows.append(
+                    {
+                        "line": k + 1,
+                        "battle_key": f"v{k}",
+                        "source_id": f"q{i}",
+                        "prompt_text": text,
+                        "model_a": a,
+                        "model_b": b,
+                        "winner": winner,
+                        "judge": "llm-judge" if llm else f"voter-{k % 5}",
+                        "judge_kind": "llm" if llm else "human",
+                        "tstamp": 1_700_000_000.0 + 3600.0 * k,
+                        "anony": True,
+                        "language": "German" if k % 4 == 1 else "English",
+                        "turns": 1,
+                        "response_a": answer(a, k),
+                        "response_b": answer(b, k),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def arena_batch() -> Batch:
+    df = arena_frame()
+    return Batch(kind="pairwise", format="test", path=Path("arena.jsonl"), rows_read=len(df), battles=df)
+
+
+def build_arena(db: Path) -> str:
+    """Load the 'arena' dataset into ``db`` and build its tree; returns the tree id."""
+    load(db, ARENA, [arena_batch()])
+    return build_tree(ARENA, db=db, min_size=4)["tree_id"]
+
+
+@pytest.fixture(scope="module")
+def arena_db(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    db = tmp_path_factory.mktemp("leaderboard-page") / "arenatree.duckdb"
+    tree_id = build_arena(db)
+    load(db, "math", [results_batch(12)])
+    prompts = pd.DataFrame({"line": [1, 2], "text": ["First question?", "Second question?"]})
+    load(
+        db,
+        "prompts-only",
+        [Batch(kind="prompts", format="test", path=Path("p.jsonl"), rows_read=2, prompts=prompts)],
+    )
+    load(db, "hostile", [pairwise_batch(12, models=(HOSTILE_MODEL, "gpt-4o", "claude"))])
+    with store.reader(db) as con:
+        nodes = read.tree_nodes(con, tree_id)
+    return {"db": db, "tree_id": tree_id, "nodes": nodes}
+
+
+def votes_of(db: Path, filters: Filters = NO_FILTERS, dataset: str = ARENA) -> pd.DataFrame:
+    with store.reader(db) as con:
+        return load_battles(con, dataset, filters)
+
+
+def open_page(db: Path, monkeypatch: pytest.MonkeyPatch, **query: str) -> AppTest:
+    monkeypatch.setenv("ARENATREE_DB", str(db))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params.update(query)
+    at.run()
+    at.switch_page(PAGE).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def rerun(at: AppTest) -> AppTest:
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def table_with(at: AppTest, *columns: str) -> pd.DataFrame:
+    (df,) = [d.value for d in at.dataframe if set(columns) <= set(d.value.columns)]
+    return df
+
+
+def figures(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def sidebar_select(at: AppTest, label: str):
+    (box,) = [s for s in at.sidebar.selectbox if s.label == label]
+    return box
+
+
+def test_global_leaderboard_matches_the_ratings_pipeline(arena_db: dict, monkeypatch) -> None:
+    at = open_page(arena_db["db"], monkeypatch, dataset=ARENA)
+    votes = votes_of(arena_db["db"])
+    expected = ratings.leaderboard(votes, rounds=100, seed=0)
+
+    assert at.title[0].value == "Leaderboard"
+    shown = metrics(at)
+    assert shown["Votes"] == f"{len(votes):,}" == "864"
+    assert shown["Models"] == "4" and shown["Prompts"] == "72"
+    table = table_with(at, "rating", "rank_ub")
+    assert table["model"].iloc[0] == expected["model"].iloc[0] == "alpha"  # the strongest by design
+    assert table["model"].tolist() == expected["model"].tolist()
+    np.testing.assert_allclose(table[["rating", "lower", "upper"]], expected[["rating", "lower", "upper"]])
+    assert table["battles"].tolist() == expected["battles"].tolist()
+    assert table["rank_ub"].tolist() == expected["rank_ub"].tolist()
+
+    # The interval chart: one point per model, whiskers = the interval, best on top.
+    chart = next(f for f in figures(at) if f["data"][0]["type"] == "scatter")["data"][0]
+    assert chart["y"] == expected["model"].tolist()[::-1]
+    np.testing.assert_allclose(chart["x"], expected["rating"].to_numpy()[::-1])
+    np.testing.assert_allclose(chart["error_x"]["array"], (expected["upper"] - expected["rating"])[::-1])
+    # Head-to-head heatmaps: win rates (ties half) and battle counts per pair, in rating order.
+    win_rate, counts = data.pair_matrices(votes)
+    heat = [f["data"][0] for f in figures(at) if f["data"][0]["type"] == "heatmap"]
+    assert [h["y"] for h in heat] == [expected["model"].tolist()] * 2
+    order = expected["model"].tolist()
+    rate = np.array(heat[0]["z"], dtype=float)
+    np.testing.assert_allclose(rate, win_rate.loc[order, order].to_numpy(), equal_nan=True)
+    np.testing.assert_array_equal(np.array(heat[1]["z"]), counts.loc[order, order].to_numpy())
+    assert counts.loc["alpha", "beta"] == 144  # 72 prompts x 2 repeats
+    assert not at.get("progress")  # the progress bar is gone once the work is done
+
+
+def test_filters_change_the_numbers_and_persist_across_pages(arena_db: dict, monkeypatch) -> None:
+    at = open_page(arena_db["db"], monkeypatch, dataset=ARENA)
+    sidebar_select(at, "Judge kind").select("llm")
+    rerun(at)
+
+    llm = votes_of(arena_db["db"], Filters(judge_kind="llm"))
+    expected = ratings.leaderboard(llm, rounds=100, seed=0)
+    assert metrics(at)["Votes"] == f"{len(llm):,}" == "288"
+    table = table_with(at, "rating", "rank_ub")
+    assert table["model"].iloc[0] == expected["model"].iloc[0] == "delta"  # the LLM judge's favourite
+    np.testing.assert_allclose(table["rating"], expected["rating"])
+    assert at.query_params["judge_kind"] == "llm"
+    assert "judge_kind=llm" in " ".join(c.value for c in at.caption)
+
+    # Language, ties and a date range stack on top.
+    sidebar_select(at, "Language").select("German")
+    at.checkbox(key="_shared_exclude_ties").check()
+    rerun(at)
+    german = votes_of(arena_db["db"], Filters(judge_kind="llm", language="German", exclude_ties=True))
+    assert metrics(at)["Votes"] == f"{len(german):,}"
+    assert (german["language"] == "German").all() and (german["winner"] != "tie").all()
+    assert at.query_params["language"] == "German" and at.query_params["exclude_ties"] == "1"
+
+    # The filters are the session's: another page shows (and the URL keeps) the same ones.
+    at.switch_page("views/weaknesses.py")
+    rerun(at)
+    assert sidebar_select(at, "Judge kind").value == "llm"
+    assert sidebar_select(at, "Language").value == "German"
+    assert at.query_params["judge_kind"] == "llm"
+
+    # A link opens the view it names: a fresh session with ?judge=... shows that judge's votes.
+    fresh = open_page(arena_db["db"], monkeypatch, dataset=ARENA, judge="voter-1", since="2023-11-20")
+    one_voter = votes_of(arena_db["db"], Filters(judge="voter-1", since="2023-11-20"))
+    assert 0 < len(one_voter) < 864 // 5
+    assert metrics(fresh)["Votes"] == f"{len(one_voter):,}"
+
+
+def test_node_leaderboard_uses_only_the_nodes_votes(arena_db: dict, monkeypatch) -> None:
+    nodes = arena_db["nodes"]
+    node = int(nodes.loc[nodes["depth"] == 1].sort_values("size").iloc[-1]["node_id"])
+    at = open_page(arena_db["db"], monkeypatch, dataset=ARENA, tree=arena_db["tree_id"], node=str(node))
+
+    with store.reader(arena_db["db"]) as con:
+        under = set(read.node_items(con, arena_db["tree_id"], node, limit=None)["prompt_id"])
+    votes = votes_of(arena_db["db"])
+    inside = votes[votes["prompt_id"].isin(under)]
+    assert 0 < len(inside) < len(votes)
+    assert metrics(at)["Votes"] == f"{len(inside):,}"
+    assert metrics(at)["Prompts"] == str(len(under))
+    expected = ratings.leaderboard(inside, rounds=100, seed=0)
+    np.testing.assert_allclose(table_with(at, "rating", "rank_ub")["rating"], expected["rating"])
+    (picker,) = [s for s in at.selectbox if s.label == "Capability (node)"]
+    assert picker.value == node and at.query_params["node"] == str(node)
+
+    picker.select(0)  # back to the global leaderboard
+    rerun(at)
+    assert metrics(at)["Votes"] == "864" and at.query_params["node"] == "0"
+
+
+def test_style_control_toggle_shows_rank_change_and_coefficients(arena_db: dict, monkeypatch) -> None:
+    at = open_page(arena_db["db"], monkeypatch, dataset=ARENA)
+    assert not [d for d in at.dataframe if "coef" in d.value.columns]
+    at.toggle(key="_shared_style").set_value(True)
+    rerun(at)
+
+    fit = style_control.style_control(votes_of(arena_db["db"]), rounds=100, seed=0)
+    coefs = table_with(at, "feature", "coef")
+    assert coefs["feature"].tolist() == ["tokens", "headers", "lists", "bold"]
+    np.testing.assert_allclose(
+        coefs[["coef", "lower", "upper"]], fit.coefficients[["coef", "lower", "upper"]]
+    )
+    styled = table_with(at, "rank_change")
+    assert styled["model"].tolist() == fit.leaderboard["model"].tolist()
+    assert styled["rank_change"].tolist() == fit.leaderboard["rank_change"].tolist()
+    assert at.query_params["style"] == "1"
+    assert any("864 votes that have them" in c.value for c in at.caption)
+
+
+def test_rao_kupper_and_online_elo(arena_db: dict, monkeypatch) -> None:
+    at = open_page(arena_db["db"], monkeypatch, dataset=ARENA, method="rao-kupper", rounds="50")
+    votes = votes_of(arena_db["db"])
+    expected = ratings.leaderboard(votes, rounds=50, seed=0, method="rao-kupper")
+    np.testing.assert_allclose(table_with(at, "rating", "rank_ub")["rating"], expected["rating"])
+    assert metrics(at)["Tie parameter θ"] == f"{expected.attrs['theta']:.2f}"
+
+    elo = table_with(at, "elo")
+    reference = ratings.online_elo(votes)
+    assert elo["model"].tolist() == reference.index.tolist()
+    np.testing.assert_allclose(elo["elo"], reference.to_numpy())
+
+
+def test_per_instance_dataset_gets_an_accuracy_leaderboard(arena_db: dict, monkeypatch) -> None:
+    at = open_page(arena_db["db"], monkeypatch, dataset="math")
+    table = table_with(at, "score", "items")
+    # results_batch: model j answers item i correctly when (i + j) is odd -> 6 of 12 each.
+    assert sorted(table["model"]) == sorted(["gpt-4o", "claude-3.5-sonnet", "llama-3-70b"])
+    assert (table["score"] == 0.5).all() and (table["items"] == 12).all()
+    exact = stats.binomtest(6, 12).proportion_ci(0.95, method="exact")
+    np.testing.assert_allclose(table["lower"], exact.low)
+    np.testing.assert_allclose(table["upper"], exact.high)
+    assert metrics(at)["Results"] == "36"
+    assert not [s for s in at.sidebar.selectbox if s.label == "Judge kind"]  # no vote filters here
+
+    at = open_page(arena_db["db"], monkeypatch, dataset="prompts-only")
+    assert "prompts only" in at.info[0].value and not at.dataframe
+
+
+def test_untrusted_model_names_are_escaped_and_csv_is_formula_safe(arena_db: dict, monkeypatch) -> None:
+    at = open_page(arena_db["db"], monkeypatch, dataset="hostile")
+    assert HOSTILE_MODEL in table_with(at, "rating", "rank_ub")["model"].tolist()  # shown as data
+    spec = json.dumps(figures(at))
+    assert "&lt;img src=x onerror=alert(1)&gt;" in spec and "<img" not in spec
+    assert not at.get("html")
+    for md in at.markdown:
+        assert not md.proto.allow_html and "<img" not in md.value
+    downloads = at.get("download_button")
+    assert len(downloads) >= 2  # the leaderboard and the votes behind it
+
+    raw = widgets.csv_bytes(
+        pd.DataFrame({"prompt": ['=HYPERLINK("http://x")', "+1", "-2", "@SUM(A1)", "ok"]})
+    )
+    cells = [row[0] for row in csv.reader(io.StringIO(raw.decode()))][1:]
+    assert cells == ['\'=HYPERLINK("http://x")', "'+1", "'-2", "'@SUM(A1)", "ok"]
