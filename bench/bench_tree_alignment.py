@@ -28,10 +28,19 @@ for and missing from ``--full-cache``):
 Clustering options per variant: ``min<m>`` (min_size), ``k<K>`` (k_max), ``r<L>`` (refine_levels),
 e.g. ``hybrid1.0/min5/r0``.
 
+Arena trees use ``random_state`` = the simulation seed (``--tree-seed-0``: always 0, as
+``build_tree`` does; the tree seed alone moves the arena F1 by ~0.1, so comparisons average it).
+Every table is followed by each variant's difference to the first one, paired by seed
+(mean ± standard error over seeds). The ceilings are exact (checked against brute force on
+small trees).
+
 Usage::
 
-    python bench/bench_tree_alignment.py --db PATH [--variants minilm hybrid1.0 ...]
-        [--math-seeds 3] [--arena-seeds 2] [--votes 50000 300000] [--skip-math] [--skip-arena]
+    python bench/bench_tree_alignment.py --db PATH [--variants minilm hybrid0.45 ...]
+        [--math-seeds 5] [--arena-seeds 6] [--votes 50000 300000] [--svd-dims 128]
+        [--full-cache FILE.npz] [--tree-seed-0] [--skip-math] [--skip-arena]
+
+Defaults take ~4 min on a busy 2-core machine (300k votes add ~1 min per seed).
 """
 
 from __future__ import annotations
@@ -59,7 +68,7 @@ from pipelines.weaknesses.profiles import subtree_sums, tree_index  # noqa: E402
 
 D = 0.2
 ARENA_MODELS = 12
-DEFAULT_VARIANTS = ("minilm", "hybrid0.5", "hybrid1.0", "hybrid1.5", "tfidf")
+DEFAULT_VARIANTS = ("minilm", "hybrid0.3", "hybrid0.45", "hybrid0.6")
 
 
 # --------------------------------------------------------------------------- representations
@@ -98,25 +107,32 @@ def _lookup(con, hashes: list[str], model: str) -> dict[str, np.ndarray]:
     return dict(zip(table["text_hash"], table["vector"], strict=True))
 
 
-def full_minilm(texts: list[str], cache: Path) -> np.ndarray:
-    """MiniLM of the full texts; texts of <= 500 chars equal their offline capability (cached in
-    the DB by the caller's X), longer ones are embedded once and kept in ``cache`` (.npz)."""
+def full_minilm(texts: list[str], minilm: np.ndarray, cache: Path) -> np.ndarray:
+    """MiniLM of the whole (whitespace-normalised) prompt instead of its first 500 chars (the model
+    still truncates at 256 word pieces). Texts that fit in 500 chars reuse their cached vector
+    (``minilm`` rows); longer ones are embedded once and kept in ``cache`` (.npz)."""
     from pipelines.ingest.load import text_hash
+    from pipelines.tree.base import OFFLINE_CAPABILITY_CHARS, OfflineAnnotator
     from pipelines.tree.embed import MiniLMEmbedder
 
+    caps = OfflineAnnotator(max_chars=10**7).annotate(texts)
+    long = [i for i, c in enumerate(caps) if len(c) > OFFLINE_CAPABILITY_CHARS]
     known: dict[str, np.ndarray] = {}
     if cache.is_file():
         z = np.load(cache, allow_pickle=False)
         known = dict(zip(z["hashes"].tolist(), z["vectors"], strict=True))
-    hashes = [text_hash(t) for t in texts]
-    todo = [i for i, h in enumerate(hashes) if h not in known]
+    hashes = {i: text_hash(caps[i]) for i in long}
+    todo = [i for i in long if hashes[i] not in known]
     if todo:
         t0 = time.perf_counter()
-        mat = MiniLMEmbedder().embed([texts[i] for i in todo])
+        mat = MiniLMEmbedder().embed([caps[i] for i in todo])
         known.update({hashes[i]: v for i, v in zip(todo, mat, strict=True)})
         np.savez(cache, hashes=np.array(list(known)), vectors=np.stack(list(known.values())))
         print(f"  embedded {len(todo)} full texts in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-    return np.stack([known[h] for h in hashes]).astype(np.float32)
+    out = np.array(minilm, dtype=np.float32, copy=True)
+    for i in long:
+        out[i] = known[hashes[i]]
+    return out
 
 
 def lexical(texts: list[str], dims: int) -> np.ndarray:
@@ -164,7 +180,7 @@ class Reps:
         if self._full is None:
             if self.full_cache is None:
                 raise SystemExit("variant 'full' needs --full-cache")
-            self._full = full_minilm(self.texts, self.full_cache)
+            self._full = full_minilm(self.texts, self.minilm, self.full_cache)
         return self._full
 
     def get(self, kind: str, w: float) -> np.ndarray:
@@ -231,10 +247,15 @@ def ceiling(nodes: pd.DataFrame, item_leaf: np.ndarray, planted: np.ndarray, min
 
 
 def math_part(db: Path, variants: list[str], seeds: range, svd_dims: int, full_cache: Path | None):
+    """One row per (variant, family, seed): the bench_weakness_validity planting at d = D
+    ('content': 4 of the 17 keyword sets; 'subject': 3 of the subject / level-band sets)."""
     with store.reader(db) as con:
         items, X = V.math_items(con)
     reps = Reps(items["text"].tolist(), X, svd_dims, full_cache)
-    sets = V.content_sets(items["text"])
+    families = {
+        "content": (V.content_sets(items["text"]), 4),
+        "subject": (V.subject_level_sets(items["subject"], items["level"]), 3),
+    }
     rows = []
     for spec in variants:
         kind, w, kw = parse_variant(spec)
@@ -242,17 +263,18 @@ def math_part(db: Path, variants: list[str], seeds: range, svd_dims: int, full_c
         for seed in seeds:
             t0 = time.perf_counter()
             nodes, leaf = fit_tree(Xv, seed, kw)
-            rng = np.random.default_rng([seed, int(D * 100), len("content")])
-            _, planted, correct = V.plant(sets, 4, D, rng)
-            rows.append(
-                {
-                    "variant": spec, "seed": seed, "nodes": len(nodes),
-                    "ceiling": ceiling(nodes, leaf, planted),
-                    "ceiling>=20": ceiling(nodes, leaf, planted, 20),
-                    "EvalTree best τ": V.evaltree_best(nodes, leaf, correct, planted)[0].f1,
-                    "pruning (ours)": V.pruned_profile(nodes, leaf, correct, planted).f1,
-                }
-            )  # fmt: skip
+            for family, (sets, n_weak) in families.items():
+                rng = np.random.default_rng([seed, int(D * 100), len(family)])
+                _, planted, correct = V.plant(sets, n_weak, D, rng)
+                rows.append(
+                    {
+                        "variant": spec, "family": family, "seed": seed, "nodes": len(nodes),
+                        "ceiling": ceiling(nodes, leaf, planted),
+                        "ceiling>=20": ceiling(nodes, leaf, planted, 20),
+                        "EvalTree best τ": V.evaltree_best(nodes, leaf, correct, planted)[0].f1,
+                        "pruning (ours)": V.pruned_profile(nodes, leaf, correct, planted).f1,
+                    }
+                )  # fmt: skip
             print(f"  math {spec} seed {seed}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     return pd.DataFrame(rows)
 
@@ -290,7 +312,7 @@ def arena_part(
     vote_counts: list[int],
     svd_dims: int,
     full_cache: Path | None,
-    methods_at: set[str] | None = None,
+    tree_seeds: bool = True,
 ) -> pd.DataFrame:
     from pipelines.paths import shared_data_dir
     from pipelines.simulate import simulate
@@ -301,6 +323,7 @@ def arena_part(
     )  # simulate's defaults
     text_of = dict(zip(pool.prompt_ids, pool.texts, strict=True))
     rows = []
+    reps_by_items: dict[int, Reps] = {}
     with tempfile.TemporaryDirectory(prefix="arenatree-align-") as tmp, store.reader(db) as con:
         for seed in seeds:
             for n_votes in vote_counts:
@@ -312,7 +335,10 @@ def arena_part(
                 votes = pd.read_parquet(made["files"]["vote_truth"], columns=cols)
                 ids = sorted(set(votes["prompt_id"]))  # the dataset's items, as build_tree orders them
                 texts = [text_of[p] for p in ids]
-                reps = Reps(texts, cached_minilm(con, texts), svd_dims, full_cache)
+                key = hash(tuple(ids))
+                if key not in reps_by_items:  # same prompts in every simulation: one set of reps
+                    reps_by_items[key] = Reps(texts, cached_minilm(con, texts), svd_dims, full_cache)
+                reps = reps_by_items[key]
                 item_ids = pd.Index(ids)
                 print(f"  arena seed {seed} votes {n_votes}: simulated in {time.perf_counter() - t0:.1f} s",
                       file=sys.stderr)  # fmt: skip
@@ -320,7 +346,7 @@ def arena_part(
                 for spec in variants:
                     t1 = time.perf_counter()
                     kind, w, kw = parse_variant(spec)
-                    nodes, leaf = fit_tree(reps.get(kind, w), 0, kw)  # build_tree's default seed
+                    nodes, leaf = fit_tree(reps.get(kind, w), seed if tree_seeds else 0, kw)
                     members = pd.DataFrame({"node_id": leaf, "prompt_id": ids})
                     cells = arena_cells(votes, item_ids, nodes, leaf)
                     res = V.arena_recovery(nodes, members, cells, truth)
@@ -340,15 +366,35 @@ def arena_part(
     return pd.DataFrame(rows)
 
 
+def paired(frame: pd.DataFrame, methods: list[str], variants: list[str]) -> pd.DataFrame:
+    """Per method, each variant's mean F1 difference to the first variant, paired by seed, as
+    'mean ± standard error over seeds' (a frame of seed-level means with columns variant, seed
+    and the methods)."""
+    wide = frame.set_index(["seed", "variant"])[methods].unstack("variant")
+    out = {}
+    for v in variants[1:]:
+        out[v] = {}
+        for meth in methods:
+            d = (wide[(meth, v)] - wide[(meth, variants[0])]).dropna()
+            se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else np.nan
+            out[v][meth] = f"{d.mean():+.3f} ± {se:.3f}"
+    return pd.DataFrame(out).T
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--db", default=os.environ.get("ARENATREE_DB", str(ROOT / "data" / "arenatree.duckdb")))
     ap.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS))
-    ap.add_argument("--math-seeds", type=int, default=3)
-    ap.add_argument("--arena-seeds", type=int, default=2)
+    ap.add_argument("--math-seeds", type=int, default=5)
+    ap.add_argument("--arena-seeds", type=int, default=6)
     ap.add_argument("--votes", type=int, nargs="+", default=[50_000])
     ap.add_argument("--svd-dims", type=int, default=128)
     ap.add_argument("--full-cache", type=Path, default=None, help=".npz cache of full-text MiniLM vectors")
+    ap.add_argument(
+        "--tree-seed-0",
+        action="store_true",
+        help="arena trees with random_state 0 (build_tree's default) instead of the simulation seed",
+    )
     ap.add_argument("--skip-math", action="store_true")
     ap.add_argument("--skip-arena", action="store_true")
     args = ap.parse_args()
@@ -360,11 +406,22 @@ def main() -> int:
     if not args.skip_math:
         m = math_part(db, args.variants, range(args.math_seeds), args.svd_dims, args.full_cache)
         cols = ["ceiling", "ceiling>=20", "EvalTree best τ", "pruning (ours)", "nodes"]
-        summary = m.groupby("variant")[cols].mean().sort_index(key=lambda s: s.map(order))
-        print(f"\nMATH content sets, d = {D}: mean item F1 over {args.math_seeds} seeds")
-        print(summary.round(3).to_string())
+        for family, sub in m.groupby("family"):
+            summary = sub.groupby("variant")[cols].mean().sort_index(key=lambda s: s.map(order))
+            print(f"\nMATH [{family}] sets, d = {D}: mean item F1 over {args.math_seeds} seeds")
+            print(summary.round(3).to_string())
+            print(f"difference to {args.variants[0]}, paired by seed (mean ± s.e.)")
+            print(paired(sub, cols[:-1], args.variants).to_string())
     if not args.skip_arena:
-        a = arena_part(db, args.variants, range(args.arena_seeds), args.votes, args.svd_dims, args.full_cache)
+        a = arena_part(
+            db,
+            args.variants,
+            range(args.arena_seeds),
+            args.votes,
+            args.svd_dims,
+            args.full_cache,
+            not args.tree_seed_0,
+        )
         print(f"\nArena ({ARENA_MODELS} models): mean F1 over planted models and {args.arena_seeds} seeds")
         for n_votes, sub in a.groupby("votes"):
             t = sub.pivot_table(index="variant", columns="method", values="f1", aggfunc="mean")
@@ -372,6 +429,12 @@ def main() -> int:
             t["nodes"] = sub.groupby("variant")["nodes"].mean()
             print(f"\n[{n_votes:,} votes]")
             print(t.round(3).to_string())
+            seed_means = sub.pivot_table(
+                index=["seed", "variant"], columns="method", values="f1"
+            ).reset_index()
+            methods = [c for c in t.columns if c != "nodes"]
+            print(f"difference to {args.variants[0]}, paired by seed (mean ± s.e.)")
+            print(paired(seed_means, methods, args.variants).to_string())
         per_seed = a.pivot_table(index=["variant", "votes"], columns=["method", "seed"], values="f1")
         print("\nper seed")
         print(per_seed.round(3).to_string())

@@ -87,16 +87,26 @@ def _count(expr: str, pattern: str) -> str:
     return f"len(regexp_extract_all({expr}, {_q(pattern)}))"
 
 
-def response_features_sql(col: str) -> str:
-    """SQL select-list (tokens, headers, lists, bold, refusal, identity_leak) for text column ``col``."""
+FEATURE_COLUMNS = ("tokens", "headers", "lists", "bold", "refusal", "identity_leak")
+"""Names of the values :func:`response_features_sql` computes, in its order (as in ``responses``)."""
+
+
+def response_features_sql(col: str, named: bool = False) -> str:
+    """SQL select-list (tokens, headers, lists, bold, refusal, identity_leak) for text column ``col``.
+
+    ``named=True`` aliases each expression with its :data:`FEATURE_COLUMNS` name.
+
+    The features depend on the text alone, so a loader may compute them once per distinct text.
+    """
     stripped = f"regexp_replace({col}, {_q(CODE_BLOCK)}, '', 'g')"
-    return ", ".join(
-        [
-            f"CAST({_count(col, TOKEN)} AS INTEGER)",
-            f"CAST({_count(stripped, HEADER)} AS INTEGER)",
-            f"CAST({_count(stripped, ORDERED)} + {_count(stripped, UNORDERED)} AS INTEGER)",
-            f"CAST({_count(stripped, BOLD_STARS)} + {_count(stripped, BOLD_UNDERSCORES)} AS INTEGER)",
-            f"regexp_matches(left({col}, 300), {_q(REFUSAL_PATTERN)})",
-            f"regexp_matches({col}, {_q(IDENTITY_PATTERN)})",
-        ]
-    )
+    exprs = [
+        f"CAST({_count(col, TOKEN)} AS INTEGER)",
+        f"CAST({_count(stripped, HEADER)} AS INTEGER)",
+        f"CAST({_count(stripped, ORDERED)} + {_count(stripped, UNORDERED)} AS INTEGER)",
+        f"CAST({_count(stripped, BOLD_STARS)} + {_count(stripped, BOLD_UNDERSCORES)} AS INTEGER)",
+        f"regexp_matches(left({col}, 300), {_q(REFUSAL_PATTERN)})",
+        f"regexp_matches({col}, {_q(IDENTITY_PATTERN)})",
+    ]
+    if named:
+        exprs = [f"{e} AS {n}" for e, n in zip(exprs, FEATURE_COLUMNS, strict=True)]
+    return ", ".join(exprs)

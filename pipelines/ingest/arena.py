@@ -57,6 +57,15 @@ Shared mapping to the battles frame (see :mod:`.base`):
   evaluation_order and conv_metadata.sum_user_tokens, where present.
 * line = the 1-based line of a JSON Lines record, else the record number (JSON array element
   or Parquet row, per shard for a folder).
+
+Texts are dictionary-encoded: prompt_text, response_a and response_b are pandas Categoricals
+sharing one set of categories (every distinct text once). Arena releases repeat the same
+prompt and answer texts across many votes, so the frame holds each text once plus small
+integer codes per vote; DuckDB finds the distinct texts (``GROUP BY`` in a second query over
+the same rows, matched by ``WITH ORDINALITY``). Conversations stored as a list of
+``{content: VARCHAR, role: VARCHAR}`` structs (Parquet, and JSON that DuckDB types that way)
+are read with list functions directly; other shapes go through JSON as before, with the same
+result.
 """
 
 from __future__ import annotations
@@ -67,6 +76,8 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import InputError
 from .base import Adapter, Batch
@@ -135,18 +146,21 @@ def _container(path: Path) -> str:
     return "array" if head.decode("utf-8-sig", "replace").lstrip().startswith("[") else "jsonl"
 
 
-def _source(kind: str, folder: bool = False, sample_all: bool = False) -> str:
+def _source(kind: str, folder: bool = False, sample_all: bool = False, ordinality: bool = False) -> str:
     """A DuckDB table expression over the ``$files`` parameter. Parquet adds ``_row`` (the
-    1-based row number) and, for a folder of shards, ``_file``."""
+    1-based row number) and, for a folder of shards, ``_file``. ``ordinality=True`` adds
+    the 1-based position of each row in the whole input (DuckDB's ``WITH ORDINALITY``; its
+    column is named ``ordinality`` unless the file has such a column, see :func:`_ordinality`)."""
+    ordinal = " WITH ORDINALITY" if ordinality else ""
     if kind == "parquet":
         name = "filename AS _file, " if folder else ""
         return (
             "(SELECT * EXCLUDE (filename, file_row_number), " + name + "file_row_number + 1 AS _row "
-            "FROM read_parquet($files, filename = true, file_row_number = true))"
+            f"FROM read_parquet($files, filename = true, file_row_number = true){ordinal})"
         )
     fmt = "array" if kind == "array" else "newline_delimited"
     sample = ", sample_size = -1" if sample_all else ""
-    return f"read_json($files, format = '{fmt}', records = true{sample})"
+    return f"read_json($files, format = '{fmt}', records = true{sample}){ordinal}"
 
 
 def _tree(typ: duckdb.typing.DuckDBPyType) -> dict | str:
@@ -158,12 +172,33 @@ def _tree(typ: duckdb.typing.DuckDBPyType) -> dict | str:
 
 def _describe(
     con: duckdb.DuckDBPyConnection, src: str, files: list[str]
-) -> tuple[dict[str, str], dict | None]:
-    """Column name -> DuckDB type name, and conv_metadata's field tree when it is a STRUCT."""
+) -> tuple[dict[str, str], dict | None, frozenset[str]]:
+    """Column name -> DuckDB type name, conv_metadata's field tree when it is a STRUCT, and the
+    conversation columns whose messages are plain ``{content, role}`` structs."""
     rel = con.sql(f"SELECT * FROM {src}", params={"files": files})  # noqa: S608
     types = dict(zip(rel.columns, rel.types, strict=True))
     tree = _tree(types["conv_metadata"]) if "conv_metadata" in types else None
-    return {k: str(v) for k, v in types.items()}, tree if isinstance(tree, dict) else None
+    native = frozenset(name for name, _ in NESTED[:2] if name in types and _is_message_list(types[name]))
+    return {k: str(v) for k, v in types.items()}, tree if isinstance(tree, dict) else None, native
+
+
+def _is_message_list(typ: duckdb.typing.DuckDBPyType) -> bool:
+    """A LIST of STRUCTs with VARCHAR ``content`` and ``role`` fields (FastChat's message shape)."""
+    if typ.id != "list":
+        return False
+    child = typ.children[0][1]
+    if child.id != "struct":
+        return False
+    fields = {name: str(t) for name, t in child.children}
+    return fields.get("content") == "VARCHAR" and fields.get("role") == "VARCHAR"
+
+
+def _ordinality(con: duckdb.DuckDBPyConnection, src: str, columns: set[str], files: list[str]) -> str:
+    """The name DuckDB gave the ordinality column of ``src``, whose other columns are ``columns``
+    ('ordinality', or a variant when the file has a column of that name)."""
+    with_ord = con.sql(f"SELECT * FROM {src}", params={"files": files}).columns  # noqa: S608
+    (name,) = [c for c in with_ord if c not in columns]
+    return name
 
 
 def _diagnose(path: Path, kind: str) -> None:
@@ -228,6 +263,29 @@ def _user_turns(conv: str) -> str:
         f"CAST(len(list_filter(json_extract({conv}, '$[*]'), "
         "lambda m: json_extract_string(m, '$.role') = 'user')) AS INTEGER)"
     )
+
+
+def _message_texts(conv: str, role: str) -> str:
+    """:func:`_turn_texts` for a list of ``{content: VARCHAR, role: VARCHAR}`` structs, read
+    directly instead of through JSON (same result: NULL content counts as '', NULL messages
+    and other roles are skipped). A two-message [user, assistant] conversation, the usual
+    case, takes a shortcut."""
+    general = (
+        f"nullif(array_to_string(list_filter(list_transform({conv}, lambda m: CASE WHEN "
+        f"m.role = {_lit(role)} THEN coalesce(m.content, '') END), lambda t: t IS NOT NULL), {NL2}), '')"
+    )
+    if role not in ("user", "assistant"):
+        return general
+    pos = 1 if role == "user" else 2
+    return (
+        f"CASE WHEN len({conv}) = 2 AND {conv}[1].role = 'user' AND {conv}[2].role = 'assistant' "
+        f"THEN nullif(coalesce({conv}[{pos}].content, ''), '') ELSE {general} END"
+    )
+
+
+def _message_user_turns(conv: str) -> str:
+    """:func:`_user_turns` for a list of ``{content, role}`` structs."""
+    return f"CAST(len(list_filter({conv}, lambda m: m.role = 'user')) AS INTEGER)"
 
 
 def _struct_path(keys: tuple[str, ...]) -> str:
@@ -324,13 +382,15 @@ def _metadata(cols: dict[str, str], tree: dict | None) -> str:
 NULL_TEXT = "CAST(NULL AS VARCHAR)"
 
 
-def _inner(cols: dict[str, str], tree: dict | None) -> str:
+def _inner(cols: dict[str, str], tree: dict | None, native: frozenset[str] = frozenset()) -> str:
     """Select list that parses the nested columns to JSON once (``_ca``, ``_cb``, ``_om``, and
-    ``_cm`` unless conv_metadata is a STRUCT) and adds ``_file`` / ``_row`` where the reader
-    does not give them."""
+    ``_cm`` unless conv_metadata is a STRUCT; not the ``native`` message lists) and adds
+    ``_file`` / ``_row`` where the reader does not give them."""
     out = ["*"]
     for name, alias in NESTED:
-        if name in cols and not (name == "conv_metadata" and tree is not None):
+        if name in native or (name == "conv_metadata" and tree is not None):
+            continue
+        if name in cols:
             out.append(f"{_as_json(name, cols[name])} AS {alias}")
     if "_row" not in cols:
         out.append("CAST(NULL AS BIGINT) AS _row")
@@ -345,14 +405,34 @@ NESTED = (
 )
 
 
-def _turns(cols: dict[str, str], tree: dict | None) -> str:
+def _turns(cols: dict[str, str], tree: dict | None, native: frozenset[str] = frozenset()) -> str:
     if "turn" in cols:
         return f"TRY_CAST({_text('turn', cols['turn'])} AS INTEGER)"
     if "conv_metadata" in cols:
         return f"CAST({_meta_int(tree, 'turns')} AS INTEGER)"
+    if "conversation_a" in native:
+        return _message_user_turns(_q("conversation_a"))
     if "conversation_a" in cols:
         return _user_turns("_ca")
     return "CAST(NULL AS INTEGER)"
+
+
+TEXTS = ("prompt_text", "response_a", "response_b")  # the dictionary-encoded frame columns
+
+
+def _texts(cols: dict[str, str], native: frozenset[str]) -> dict[str, str]:
+    """SQL of each text column (``NULL_TEXT`` when the file has no conversation for it)."""
+
+    def turn_texts(name: str, alias: str, role: str) -> str:
+        if name in native:
+            return _message_texts(_q(name), role)
+        return _turn_texts(alias, role) if name in cols else NULL_TEXT
+
+    return {
+        "prompt_text": turn_texts("conversation_a", "_ca", "user"),
+        "response_a": turn_texts("conversation_a", "_ca", "assistant"),
+        "response_b": turn_texts("conversation_b", "_cb", "assistant"),
+    }
 
 
 def _style(cols: dict[str, str], tree: dict | None, side: str) -> list[str]:
@@ -388,15 +468,24 @@ def _problems(cols: dict[str, str], tstamp: str, time_col: str | None) -> list[s
     return out
 
 
-def _outer(cols: dict[str, str], tree: dict | None, placeholder: str) -> str:
-    """Select list producing the battles frame columns (plus ``_file``, ``_row``, ``_bad_*``)."""
+def _outer(
+    cols: dict[str, str],
+    tree: dict | None,
+    placeholder: str,
+    native: frozenset[str] = frozenset(),
+    with_texts: bool = True,
+) -> str:
+    """Select list producing the battles frame columns (plus ``_file``, ``_row``, ``_bad_*``).
+
+    ``with_texts=False`` leaves the text columns NULL (the caller fills them from
+    :func:`_texts_sql`)."""
     key = next((c for c in ("question_id", "id") if c in cols), None)
     key_expr = _text(key, cols[key]) if key else NULL_TEXT
     winner = _text("winner", cols["winner"])
     aliases = " ".join(f"WHEN {_lit(k)} THEN {_lit(v)}" for k, v in WINNER_ALIASES.items())
     time_col = next((c for c in ("tstamp", "timestamp") if c in cols), None)
     tstamp = _seconds(time_col, cols[time_col]) if time_col else "CAST(NULL AS DOUBLE)"
-    has_a, has_b = "conversation_a" in cols, "conversation_b" in cols
+    texts = _texts(cols, native) if with_texts else dict.fromkeys(TEXTS, NULL_TEXT)
 
     def text_or_null(name: str) -> str:
         return _text(name, cols[name]) if name in cols else NULL_TEXT
@@ -407,7 +496,7 @@ def _outer(cols: dict[str, str], tree: dict | None, placeholder: str) -> str:
             "_row",
             f"{key_expr} AS source_id",
             f"{key_expr} AS battle_key",
-            f"{_turn_texts('_ca', 'user') if has_a else NULL_TEXT} AS prompt_text",
+            f"{texts['prompt_text']} AS prompt_text",
             f"{_text('model_a', cols['model_a'])} AS model_a",
             f"{_text('model_b', cols['model_b'])} AS model_b",
             f"CASE {winner} {aliases} ELSE {winner} END AS winner",
@@ -416,9 +505,9 @@ def _outer(cols: dict[str, str], tree: dict | None, placeholder: str) -> str:
             f"{tstamp} AS tstamp",
             f"TRY_CAST({text_or_null('anony')} AS BOOLEAN) AS anony",
             f"{text_or_null('language')} AS language",
-            f"{_turns(cols, tree)} AS turns",
-            f"{_turn_texts('_ca', 'assistant') if has_a else NULL_TEXT} AS response_a",
-            f"{_turn_texts('_cb', 'assistant') if has_b else NULL_TEXT} AS response_b",
+            f"{_turns(cols, tree, native)} AS turns",
+            f"{texts['response_a']} AS response_a",
+            f"{texts['response_b']} AS response_b",
             *_style(cols, tree, "a"),
             *_style(cols, tree, "b"),
             f"{_refusal(cols)} AS refusal_a",
@@ -432,22 +521,77 @@ def _outer(cols: dict[str, str], tree: dict | None, placeholder: str) -> str:
 # ------------------------------------------------------------------------------------- frame
 
 
+LINES_CHUNK = 1 << 24  # bytes read at a time by _jsonl_lines
+
+
 def _jsonl_lines(path: Path) -> np.ndarray:
-    """1-based numbers of the non-blank lines of a JSON Lines file (DuckDB skips blank ones)."""
+    """1-based numbers of the non-blank lines of a JSON Lines file (DuckDB skips blank ones).
+
+    A line is blank when ``line.strip()`` (ASCII white space) is empty. Reads the file in
+    chunks and splits at ``\\n`` with ``bytes.find``; a line starting with a byte above
+    space (as records do) is known non-blank without copying it."""
     lines = []
+    n = 1
+    seen = False  # the line begun in an earlier chunk has a non-blank byte
     with open(path, "rb") as fh:
-        for n, raw in enumerate(fh, start=1):
-            if raw.strip():
-                lines.append(n)
+        while chunk := fh.read(LINES_CHUNK):
+            pos = 0
+            find = chunk.find
+            while (end := find(b"\n", pos)) >= 0:
+                if seen or (end > pos and (chunk[pos] > 32 or chunk[pos:end].strip())):
+                    lines.append(n)
+                seen = False
+                n += 1
+                pos = end + 1
+            seen = seen or bool(chunk[pos:].strip())
+    if seen:
+        lines.append(n)
     return np.asarray(lines, dtype=np.int64)
 
 
+def _texts_sql(
+    cols: dict[str, str], tree: dict | None, native: frozenset[str], src: str, ordinal: str
+) -> str:
+    """Query of the distinct texts of the frame: ``text`` and ``pos``, the list of
+    ``(row - 1) * 3 + slot`` for every row (its ordinality ``ordinal`` in ``src``) and text
+    column (slot = index in TEXTS) holding it. The file must have a conversation column."""
+    exprs = _texts(cols, native)
+    slots = [(i, exprs[name]) for i, name in enumerate(TEXTS) if exprs[name] != NULL_TEXT]
+    k = len(TEXTS)
+    per_row = ", ".join([f"{_q(ordinal)} AS _ord", *(f"{e} AS _t{i}" for i, e in slots)])
+    pos = ", ".join(f"(_ord - 1) * {k} + {i}" for i, _ in slots)
+    texts = ", ".join(f"_t{i}" for i, _ in slots)
+    return (
+        f"SELECT text, list(pos) AS pos FROM ("  # noqa: S608 - quoted identifiers only
+        f"SELECT unnest([{pos}]) AS pos, unnest([{texts}]) AS text FROM ("
+        f"SELECT {per_row} FROM (SELECT {_inner(cols, tree, native)} FROM {src}))"
+        ") WHERE text IS NOT NULL GROUP BY text"
+    )
+
+
+def _decode_texts(path: Path, table: pa.Table, rows: int) -> dict[str, pd.Categorical]:
+    """The text columns as Categoricals over one shared set of categories (the distinct texts
+    of ``table``, from :func:`_texts_sql`), for a frame of ``rows`` rows."""
+    k = len(TEXTS)
+    pos = table.column("pos").combine_chunks()
+    flat = pc.list_flatten(pos).to_numpy()
+    group = pc.list_parent_indices(pos).to_numpy()
+    if len(flat) and (flat.min() < 0 or flat.max() >= rows * k):
+        raise InputError(path, "the file changed while it was being read; import it again")
+    codes = np.full(rows * k, -1, dtype=np.int32)
+    codes[flat] = group
+    dtype = pd.CategoricalDtype(pd.Index(table.column("text").to_pandas()), ordered=False)
+    return {name: pd.Categorical.from_codes(codes[i::k], dtype=dtype) for i, name in enumerate(TEXTS)}
+
+
 def _query(path: Path, kind: str, files: list[str], placeholder: str, sample_all: bool):
+    """The battles frame of ``files``: one query for the per-vote columns and, when the file
+    has conversations, one for the distinct texts (see :func:`_texts_sql`)."""
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'").fetchall()
         src = _source(kind, path.is_dir(), sample_all)
-        cols, tree = _describe(con, src, files)
+        cols, tree, native = _describe(con, src, files)
         for name in REQUIRED:
             if name not in cols:
                 raise InputError(
@@ -457,12 +601,24 @@ def _query(path: Path, kind: str, files: list[str], placeholder: str, sample_all
                     field=name,
                     unit="line" if kind == "jsonl" else "record",
                 )
+        params = {"files": files}
         sql = (
-            f"SELECT {_outer(cols, tree, placeholder)} "  # noqa: S608 - quoted identifiers only
-            f"FROM (SELECT {_inner(cols, tree)} FROM {src})"
+            f"SELECT {_outer(cols, tree, placeholder, native, with_texts=False)} "  # noqa: S608
+            f"FROM (SELECT {_inner(cols, tree, native)} FROM {src})"
         )
-        table = con.sql(sql, params={"files": files}).to_arrow_table()
-        return table.to_pandas(types_mapper=pd.ArrowDtype)  # zero-copy: Arrow-backed columns
+        table = con.sql(sql, params=params).to_arrow_table()
+        df = table.to_pandas(types_mapper=pd.ArrowDtype)  # zero-copy: Arrow-backed columns
+        del table
+        present = [name for name, expr in _texts(cols, native).items() if expr != NULL_TEXT]
+        if present:
+            src_ord = _source(kind, path.is_dir(), sample_all, ordinality=True)
+            ordinal = _ordinality(con, src_ord, set(cols), files)
+            texts_sql = _texts_sql(cols, tree, native, src_ord, ordinal)
+            texts = con.sql(texts_sql, params=params).to_arrow_table()
+            for name, values in _decode_texts(path, texts, len(df)).items():
+                if name in present:
+                    df[name] = values
+        return df
     finally:
         con.close()
 

@@ -14,7 +14,9 @@ Frames and their columns (missing optional columns are filled with nulls by the 
     prompt_text (str|None), model_a, model_b (str), winner (one of WINNERS),
     judge (str), judge_kind ('human'|'llm'), tstamp (float unix seconds|None),
     anony (bool|None), language (str|None), turns (int|None),
-    response_a, response_b (str|None: the answers, turns joined by blank lines),
+    response_a, response_b (str|None: the answers, turns joined by blank lines; these three
+    text columns may be pandas Categoricals, ideally sharing one set of categories, so that a
+    text repeated across votes is held once — the arena reader does this),
     tokens_a, tokens_b, headers_a, headers_b, lists_a, lists_b, bold_a, bold_b
     (int|None: counts the source already gives, e.g. LMArena ``conv_metadata``; the loader
     computes missing ones from the responses), refusal_a, refusal_b (bool|None: a source flag;

@@ -5,6 +5,13 @@ hash prompts and responses by content; give each vote a battle id (the source's 
 hash of the vote's identity); reject duplicate ids whose winners conflict, inside the batch
 or against the store; compute style features in DuckDB (see :mod:`pipelines.style`); insert
 only what is new. A failure anywhere rolls back the whole import.
+
+Votes repeat texts (arena releases reuse one answer across many votes), so the battles path
+works on distinct texts: the frame's prompt and answer columns become integer codes into one
+table of distinct texts (adapters may hand them over already dictionary-encoded, as pandas
+Categoricals); each distinct prompt is hashed once, each distinct (prompt, model, answer) once,
+and the style features are computed once per distinct new answer text. The ids and features
+are those of the per-row definitions.
 """
 
 from __future__ import annotations
@@ -17,12 +24,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from .. import __version__
 from ..errors import ArenatreeError, InputError
 from ..store import one, run, transaction
-from ..style import response_features_sql
+from ..style import FEATURE_COLUMNS, response_features_sql
 from .base import (
     BATTLE_COLUMNS,
     JUDGE_KINDS,
@@ -34,6 +42,7 @@ from .base import (
 )
 
 HASH_LEN = 16  # hex characters of sha256 kept as ids
+TEXT_COLUMNS = ("prompt_text", "response_a", "response_b")  # battles columns holding texts
 
 
 def text_hash(text: str) -> str:
@@ -213,17 +222,21 @@ def _count(con: duckdb.DuckDBPyConnection, sql: str, params: list) -> int:
     return int(con.execute(sql, params).fetchall()[0][0])
 
 
-def _insert_prompts(con, dataset: str, view: str) -> int:
-    """Insert distinct prompts from ``view`` (text, source_id, language, turns, metadata)."""
+def _insert_prompts(con, dataset: str, view: str, pid: str | None = None) -> int:
+    """Insert distinct prompts from ``view`` (text, source_id, language, turns, metadata).
+
+    ``pid`` names a column of ``view`` that already holds each text's prompt id; by default
+    the text is hashed row by row."""
+    pid_sql = pid or _h("text")
     before = _count(con, "SELECT count(*) FROM prompts WHERE dataset = ?", [dataset])
     run(
         con,
         f"""
         INSERT INTO prompts
-        SELECT ?, pid, any_value(text), any_value(language), max(turns), any_value(metadata)
-        FROM (SELECT {_h("text")} AS pid, * FROM {view} WHERE text IS NOT NULL) p
-        WHERE pid NOT IN (SELECT prompt_id FROM prompts WHERE dataset = ?)
-        GROUP BY pid
+        SELECT ?, _pid, any_value(text), any_value(language), max(turns), any_value(metadata)
+        FROM (SELECT {pid_sql} AS _pid, * FROM {view} WHERE text IS NOT NULL) p
+        WHERE _pid NOT IN (SELECT prompt_id FROM prompts WHERE dataset = ?)
+        GROUP BY _pid
         """,
         [dataset, dataset],
     )
@@ -231,7 +244,7 @@ def _insert_prompts(con, dataset: str, view: str) -> int:
         con,
         f"""
         INSERT OR IGNORE INTO prompt_sources
-        SELECT DISTINCT ?, {_h("text")}, source_id FROM {view}
+        SELECT DISTINCT ?, {pid_sql}, source_id FROM {view}
         WHERE text IS NOT NULL AND source_id IS NOT NULL
         """,
         [dataset],
@@ -259,48 +272,101 @@ def _insert_responses(con, dataset: str, view: str) -> int:
     return _count(con, "SELECT count(*) FROM responses WHERE dataset = ?", [dataset]) - before
 
 
+def _encode_texts(df: pd.DataFrame) -> tuple[list[np.ndarray], pd.Index]:
+    """Dictionary-encode the TEXT_COLUMNS of ``df`` over one set of distinct texts.
+
+    Returns one int32 code array per column (-1 for a null) and the distinct texts (code =
+    position). Categorical columns sharing their categories, as the arena reader makes them,
+    are taken as they are; other columns are factorised (exact string equality)."""
+    series = [df[c] for c in TEXT_COLUMNS]
+    cats = [s.cat.categories if isinstance(s.dtype, pd.CategoricalDtype) else None for s in series]
+    first = cats[0]
+    if first is not None and all(c is first or (c is not None and c.equals(first)) for c in cats):
+        return [s.cat.codes.to_numpy(dtype=np.int32) for s in series], first
+    codes, uniques = [], []
+    for s, c in zip(series, cats, strict=True):
+        if c is not None:
+            code, values = s.cat.codes.to_numpy(dtype=np.int64), c
+        else:
+            code, values = pd.factorize(s, use_na_sentinel=True)
+        codes.append(code)
+        uniques.append(np.asarray(values, dtype=object))
+    remap, texts = pd.factorize(np.concatenate(uniques))
+    out, offset = [], 0
+    for code, values in zip(codes, uniques, strict=True):
+        mapped = remap[offset + np.maximum(code, 0)] if len(values) else np.zeros(len(code), np.int64)
+        out.append(np.where(code >= 0, mapped, -1).astype(np.int32))
+        offset += len(values)
+    return out, pd.Index(texts, dtype=object)
+
+
 def _load_battles(con, dataset: str, batch: Batch, df: pd.DataFrame, import_id: str) -> tuple[int, int]:
+    """Write the battles frame: prompts, responses (with style features) and votes.
+
+    Texts are handled once per distinct value (see :func:`_encode_texts`): ``b_text`` holds
+    the distinct texts, ``b_in`` the votes with codes ``_p``, ``_a``, ``_b`` (-1 = null)."""
     df = df.copy()
     df["tstamp"] = pd.to_numeric(df["tstamp"], errors="coerce")
-    con.register("b_in", df)
-    prompt_rows = df.loc[df["prompt_text"].notna(), ["prompt_text", "source_id", "language", "turns"]]
-    con.register(
-        "b_prompts",
-        prompt_rows.rename(columns={"prompt_text": "text"}).assign(metadata=None),
+    (p_code, a_code, b_code), texts = _encode_texts(df)
+    votes = df.drop(columns=list(TEXT_COLUMNS)).assign(_p=p_code, _a=a_code, _b=b_code)
+    del df
+    con.register("b_in", votes)
+    con.register("b_text_in", pd.DataFrame({"code": np.arange(len(texts), dtype=np.int32), "text": texts}))
+    run(con, "CREATE OR REPLACE TEMP TABLE b_text AS SELECT code, CAST(text AS VARCHAR) text FROM b_text_in")
+    con.unregister("b_text_in")
+    # prompt ids: one sha256 per distinct prompt text
+    run(
+        con,
+        f"""
+        CREATE OR REPLACE TEMP TABLE b_pid AS
+        SELECT code, {_h("text")} AS pid FROM b_text WHERE code IN (SELECT _p FROM b_in)
+        """,
     )
-    _insert_prompts(con, dataset, "b_prompts")
+    run(
+        con,
+        """
+        CREATE OR REPLACE TEMP VIEW b_prompts AS
+        SELECT p.pid, t.text, b.source_id, b.language, b.turns, NULL AS metadata
+        FROM b_in b JOIN b_pid p ON p.code = b._p JOIN b_text t ON t.code = b._p
+        """,
+    )
+    _insert_prompts(con, dataset, "b_prompts", pid="pid")
+    # response ids: one sha256 per distinct (prompt, model, answer)
+    run(
+        con,
+        f"""
+        CREATE OR REPLACE TEMP TABLE b_rid AS
+        SELECT c._p, c.model, c._t, p.pid AS prompt_id,
+               {_h("concat_ws(chr(31), coalesce(p.pid, ''), c.model, t.text)")} AS rid
+        FROM (SELECT _p, model_a AS model, _a AS _t FROM b_in WHERE _a >= 0
+              UNION SELECT _p, model_b, _b FROM b_in WHERE _b >= 0) c
+        LEFT JOIN b_pid p ON p.code = c._p
+        JOIN b_text t ON t.code = c._t
+        """,
+    )
     run(
         con,
         f"""
         CREATE OR REPLACE TEMP TABLE b_new AS
-        SELECT *,
+        SELECT * EXCLUDE (battle_key, _p, _a, _b),
                coalesce(CAST(battle_key AS VARCHAR), {
             _h(
                 "concat_ws(chr(31), coalesce(CAST(source_id AS VARCHAR), ''), coalesce(prompt_id, ''), "
                 "model_a, model_b, judge, coalesce(CAST(tstamp AS VARCHAR), ''), "
                 "coalesce(CAST(turns AS VARCHAR), ''))"
             )
-        }) AS battle_id,
-               CASE WHEN response_a IS NULL THEN NULL ELSE {
-            _h("concat_ws(chr(31), coalesce(prompt_id, ''), model_a, response_a)")
-        } END AS rid_a,
-               CASE WHEN response_b IS NULL THEN NULL ELSE {
-            _h("concat_ws(chr(31), coalesce(prompt_id, ''), model_b, response_b)")
-        } END AS rid_b
-        FROM (SELECT *, CASE WHEN prompt_text IS NULL THEN NULL ELSE {_h("prompt_text")} END AS prompt_id
-              FROM b_in)
+        }) AS battle_id
+        FROM (
+            SELECT b.*, p.pid AS prompt_id, ra.rid AS rid_a, rb.rid AS rid_b
+            FROM b_in b
+            LEFT JOIN b_pid p ON p.code = b._p
+            LEFT JOIN b_rid ra ON ra._p = b._p AND ra.model = b.model_a AND ra._t = b._a
+            LEFT JOIN b_rid rb ON rb._p = b._p AND rb.model = b.model_b AND rb._t = b._b
+        )
         """,
     )
     _conflicts(batch, con, dataset)
-    run(
-        con,
-        """
-        CREATE OR REPLACE TEMP VIEW b_responses AS
-        SELECT prompt_id, model_a AS model, response_a AS text FROM b_new
-        UNION ALL SELECT prompt_id, model_b, response_b FROM b_new
-        """,
-    )
-    _insert_responses(con, dataset, "b_responses")
+    _insert_battle_responses(con, dataset)
     before = _count(con, "SELECT count(*) FROM battles WHERE dataset = ?", [dataset])
     run(
         con,
@@ -324,11 +390,45 @@ def _load_battles(con, dataset: str, batch: Batch, df: pd.DataFrame, import_id: 
         [dataset, import_id, dataset, dataset, dataset],
     )
     added = _count(con, "SELECT count(*) FROM battles WHERE dataset = ?", [dataset]) - before
-    for name in ("b_in", "b_prompts"):
-        con.unregister(name)
-    run(con, "DROP VIEW b_responses")
-    run(con, "DROP TABLE b_new")
-    return added, len(df) - added
+    con.unregister("b_in")
+    run(con, "DROP VIEW b_prompts")
+    for name in ("b_text", "b_pid", "b_rid", "b_new", "b_resp", "b_feat"):
+        run(con, f"DROP TABLE {name}")
+    return added, len(votes) - added
+
+
+def _insert_battle_responses(con: duckdb.DuckDBPyConnection, dataset: str) -> int:
+    """Insert the new distinct responses of ``b_rid`` (what :func:`_insert_responses` does for
+    a view of texts), with the style features computed once per distinct new answer text."""
+    before = _count(con, "SELECT count(*) FROM responses WHERE dataset = ?", [dataset])
+    run(
+        con,
+        """
+        CREATE OR REPLACE TEMP TABLE b_resp AS
+        SELECT DISTINCT rid, prompt_id, model, _t FROM b_rid
+        WHERE rid NOT IN (SELECT response_id FROM responses WHERE dataset = ?)
+        """,
+        [dataset],
+    )
+    run(
+        con,
+        f"""
+        CREATE OR REPLACE TEMP TABLE b_feat AS
+        SELECT code, text, {response_features_sql("text", named=True)}
+        FROM b_text WHERE code IN (SELECT _t FROM b_resp)
+        """,
+    )
+    features = ", ".join(f"f.{c}" for c in FEATURE_COLUMNS)
+    run(
+        con,
+        f"""
+        INSERT INTO responses
+        SELECT ?, r.rid, r.prompt_id, r.model, f.text, {features}
+        FROM b_resp r JOIN b_feat f ON f.code = r._t
+        """,
+        [dataset],
+    )
+    return _count(con, "SELECT count(*) FROM responses WHERE dataset = ?", [dataset]) - before
 
 
 def _load_results(con, dataset: str, batch: Batch, df: pd.DataFrame, import_id: str) -> tuple[int, int]:
