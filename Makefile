@@ -40,7 +40,9 @@ format: setup
 test: setup chromium lint
 	$(PY) -m pytest
 
+# The validity benches read the demo database (trees, cached embeddings): build it first.
 bench: setup
+	$(VENV)/bin/arenatree demo --no-serve
 	for b in bench/bench_*.py; do $(PY) $$b || exit 1; done
 
 clean:

@@ -358,9 +358,10 @@ def fit_node(
     a, b = np.searchsorted(keep, cells.a[mask]), np.searchsorted(keep, cells.b[mask])
     sub = ratings.Cells(a, b, cells.wins_a[mask], cells.wins_b[mask], cells.ties[mask])
     names = [models[i] for i in keep]
-    out.iloc[keep, 0] = ratings.bradley_terry(names, sub)
+    fit = ratings.bootstrap_fit(names, sub, rounds=rounds, seed=seed)  # point fit once, with the rounds
+    out.iloc[keep, 0] = ratings.to_ratings(fit.point, names)
     if rounds > 0:
-        boot = ratings.bootstrap(names, sub, rounds=rounds, seed=seed)
+        boot = ratings.to_ratings(fit.draws, names)
         tail = 100 * (1 - level) / 2
         lower, upper = np.percentile(boot, [tail, 100 - tail], axis=0)
         out.iloc[keep, 1] = lower

@@ -191,3 +191,32 @@ def run_cli(*args: str, db: Path, env: dict | None = None) -> subprocess.Complet
         timeout=600,
         env={**os.environ, **(env or {})},
     )
+
+
+APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
+
+
+def open_app_page(db: Path, monkeypatch, page: str, **query: str):
+    """An AppTest of the dashboard on ``db``, switched to ``page`` (e.g. 'views/tree.py') and opened
+    with URL query parameters ``query``; fails on any exception the page raised."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("ARENATREE_DB", str(db))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params.update(query)
+    at.run()
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def rerun(at):
+    """Run an AppTest again (after a widget change) and fail on any exception."""
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def metrics(at) -> dict[str, str]:
+    """The page's st.metric values by label."""
+    return {m.label: m.value for m in at.metric}

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import TOPICS, load, pairwise_batch, results_batch, topic_prompts
+from helpers import TOPICS, load, metrics, open_app_page, pairwise_batch, rerun, results_batch, topic_prompts
 from scipy import stats
 from streamlit.testing.v1 import AppTest
 
@@ -29,7 +29,6 @@ from pipelines.ingest.base import Batch
 from pipelines.tree import read
 from pipelines.tree.build import build_tree
 
-APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
 PAGE = "views/leaderboard.py"
 ARENA = "arena"
 MODELS = ("alpha", "beta", "gamma", "delta")
@@ -122,26 +121,6 @@ def arena_db(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def votes_of(db: Path, filters: Filters = NO_FILTERS, dataset: str = ARENA) -> pd.DataFrame:
     with store.reader(db) as con:
         return load_battles(con, dataset, filters)
-
-
-def open_page(db: Path, monkeypatch: pytest.MonkeyPatch, **query: str) -> AppTest:
-    monkeypatch.setenv("ARENATREE_DB", str(db))
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.query_params.update(query)
-    at.run()
-    at.switch_page(PAGE).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def rerun(at: AppTest) -> AppTest:
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def metrics(at: AppTest) -> dict[str, str]:
-    return {m.label: m.value for m in at.metric}
 
 
 def table_with(at: AppTest, *columns: str) -> pd.DataFrame:
@@ -314,3 +293,7 @@ def test_untrusted_model_names_are_escaped_and_csv_is_formula_safe(arena_db: dic
     )
     cells = [row[0] for row in csv.reader(io.StringIO(raw.decode()))][1:]
     assert cells == ['\'=HYPERLINK("http://x")', "'+1", "'-2", "'@SUM(A1)", "ok"]
+
+
+def open_page(db: Path, monkeypatch: pytest.MonkeyPatch, **query: str) -> AppTest:
+    return open_app_page(db, monkeypatch, PAGE, **query)

@@ -26,6 +26,7 @@ from pipelines.ratings import (
     rank_upper_bound,
     rao_kupper,
     resample_counts,
+    separated_rounds,
 )
 
 LLMFAO = Path("/work/shared/data/llmfao/crowd-comparisons.csv")
@@ -176,17 +177,18 @@ def test_loss_gradient_and_hessian_are_analytic(
 
 
 def test_bootstrap_rounds_equal_independent_fits(simulated: tuple[pd.DataFrame, np.ndarray]) -> None:
-    """Batched, warm-started rounds give the same ratings as separate fits on the same draws."""
+    """Batched, warm-started rounds give the same ratings as separate fits on the same draws (up to
+    the rounds' Newton tolerance ROUND_TOL = 1e-6 log-odds, ~2e-4 points)."""
     models, cells = aggregate(simulated[0])
     boot = bootstrap(models, cells, rounds=6, seed=11)
     draws = resample_counts(cells, 6, np.random.default_rng(11))
     for row, counts in zip(boot, draws, strict=True):
-        np.testing.assert_allclose(row, bradley_terry(models, cells, counts=counts), atol=1e-6)
+        np.testing.assert_allclose(row, bradley_terry(models, cells, counts=counts), atol=1e-3)
     rk = bootstrap_fit(models, cells, rounds=4, seed=11, method="rao-kupper")
     for row, counts in zip(rk.draws, draws[:4], strict=True):
         ratings, theta = rao_kupper(models, cells, counts=counts, scale=1, base=math.e, init_rating=0)
-        np.testing.assert_allclose(row[:-1], ratings, atol=1e-8)
-        assert math.exp(row[-1]) == pytest.approx(theta, abs=1e-9)
+        np.testing.assert_allclose(row[:-1], ratings, atol=1e-5)
+        assert math.exp(row[-1]) == pytest.approx(theta, abs=1e-5)
 
 
 def test_model_that_never_loses_is_far_out_but_finite() -> None:
@@ -202,8 +204,27 @@ def test_model_that_never_loses_is_far_out_but_finite() -> None:
     assert np.all(np.isfinite(r)) and r[0] - max(r[1], r[2]) > 1000
     # b vs c: c won 5 of 8 (2 as model_b, 3 as model_a); the runaway model barely touches that gap
     assert r[2] - r[1] == pytest.approx(400 * math.log10(5 / 3), abs=1e-3)
-    table = leaderboard(battles, rounds=30)
+    table = leaderboard(battles, rounds=30).set_index("model")
     assert np.isfinite(table[["lower", "upper"]].to_numpy()).all()
+    # every round leaves 'a' unbeaten: capped at SEPARATED_MAXITER, its interval stays far out
+    assert table.loc["a", "lower"] - max(table.loc["b", "upper"], table.loc["c", "upper"]) > 800
+
+
+def test_separated_rounds_by_hand() -> None:
+    """A round is separated when the models playing in it are not strongly connected by wins."""
+    a, b = np.array([0, 1, 2]), np.array([1, 2, 0])  # pairs 0-1, 1-2, 2-0; model 3 never plays
+    counts = np.array(
+        [
+            [[1, 1, 0], [1, 1, 0], [1, 1, 0]],  # everyone beats everyone: connected
+            [[2, 0, 0], [1, 1, 0], [0, 1, 0]],  # 0 never loses (beats 1, and 2 loses to it)
+            [[1, 0, 0], [1, 0, 0], [1, 0, 0]],  # a cycle 0 > 1 > 2 > 0: connected
+            [[0, 0, 2], [0, 0, 0], [0, 0, 0]],  # only 0 and 1 play, and tie: connected
+            [[1, 0, 0], [0, 0, 0], [0, 0, 0]],  # 0 beat 1, nothing else: separated
+        ],
+        dtype=float,
+    )
+    assert separated_rounds(a, b, 4, counts).tolist() == [False, True, False, False, True]
+    assert separated_rounds(a, b, 4, counts[3:4], ties="drop").tolist() == [False]  # no battle counts
 
 
 def test_recovers_truth_and_bootstrap_covers(simulated: tuple[pd.DataFrame, np.ndarray]) -> None:

@@ -407,8 +407,8 @@ def test_a_failed_compute_writes_nothing(db, monkeypatch):
             raise RuntimeError("solver exploded")
         return real(*args, **kwargs)
 
-    real = ratings.bootstrap
-    monkeypatch.setattr(ratings, "bootstrap", failing)
+    real = ratings.bootstrap_fit
+    monkeypatch.setattr(ratings, "bootstrap_fit", failing)
     with pytest.raises(RuntimeError, match="solver exploded"):
         compute_node_scores(db, "votes", rounds=ROUNDS)
     with store.reader(db) as con:

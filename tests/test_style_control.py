@@ -147,7 +147,10 @@ def test_recovers_planted_length_effect_and_removes_bias(planted: tuple[pd.DataF
         "battles",
         "rank_change",
     ]
-    assert list(fit.coefficients.columns) == ["feature", "coef", "lower", "upper"]
+    assert list(fit.coefficients.columns) == ["feature", "coef", "lower", "upper", "battles_nonzero"]
+    # battles_nonzero counts the used battles whose answers differ in the feature
+    _, diffs = style_differences(battles)
+    assert list(fit.coefficients["battles_nonzero"]) == list((diffs != 0).sum(axis=0))
     assert fit.leaderboard["rating"].is_monotonic_decreasing
 
 
@@ -182,7 +185,8 @@ def test_feature_without_variance_reports_nan(planted: tuple[pd.DataFrame, np.nd
     battles = planted[0].iloc[:3000].assign(bold_a=0, bold_b=0)
     fit = style_control(battles, rounds=10, seed=0)
     coef = fit.coefficients.set_index("feature")
-    assert coef.loc["bold"].isna().all()
+    assert coef.loc["bold", ["coef", "lower", "upper"]].isna().all()
+    assert coef.loc["bold", "battles_nonzero"] == 0
     three = style_control(battles, rounds=10, seed=0, features=("tokens", "headers", "lists"))
     np.testing.assert_allclose(coef["coef"].iloc[:3], three.coefficients["coef"], atol=1e-9)
     pd.testing.assert_frame_equal(fit.leaderboard, three.leaderboard)

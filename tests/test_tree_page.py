@@ -11,14 +11,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import EVIL, load, pairwise_batch, topic_batch
+from helpers import EVIL, load, metrics, open_app_page, pairwise_batch, rerun, topic_batch
 from streamlit.testing.v1 import AppTest
 
 from pipelines import store
 from pipelines.tree import read
 from pipelines.tree.build import build_tree
 
-APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
 PAGE = "views/tree.py"
 DATASET = "topics"
 
@@ -40,27 +39,6 @@ def tree(tree_db: Path) -> dict:
         row = read.list_trees(con, DATASET).iloc[0].to_dict()
         row["nodes"] = read.tree_nodes(con, row["tree_id"])
     return row
-
-
-def open_tree_page(db: Path, monkeypatch: pytest.MonkeyPatch, **query: str) -> AppTest:
-    """The Capability tree page run against ``db``, opened with URL query parameters ``query``."""
-    monkeypatch.setenv("ARENATREE_DB", str(db))
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.query_params.update(query)
-    at.run()
-    at.switch_page(PAGE).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def rerun(at: AppTest) -> AppTest:
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def metrics(at: AppTest) -> dict[str, str]:
-    return {m.label: m.value for m in at.metric}
 
 
 def treemap(at: AppTest) -> dict:
@@ -251,3 +229,8 @@ def test_tree_page_without_a_database(tmp_path: Path, monkeypatch) -> None:
     assert "arenatree ingest PATH --dataset NAME" in [c.value for c in at.code]
     assert not at.get("plotly_chart")
     assert not db.exists()
+
+
+def open_tree_page(db: Path, monkeypatch: pytest.MonkeyPatch, **query: str) -> AppTest:
+    """The Capability tree page run against ``db``, opened with URL query parameters ``query``."""
+    return open_app_page(db, monkeypatch, PAGE, **query)

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import EVIL, TOPICS, load, topic_prompts
+from helpers import EVIL, TOPICS, load, metrics, open_app_page, rerun, topic_prompts
 from streamlit.testing.v1 import AppTest
-from test_leaderboard_page import ARENA, build_arena, rerun, sidebar_select, table_with
+from test_leaderboard_page import ARENA, build_arena, sidebar_select, table_with
 
 from dashboard import data
 from pipelines import scores, store, weaknesses
@@ -26,7 +26,6 @@ from pipelines.ingest.base import Batch
 from pipelines.tree import read
 from pipelines.tree.build import build_tree
 
-APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
 PAGE = "views/weaknesses.py"
 QUIZ = "quiz"
 
@@ -67,16 +66,6 @@ def scored(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return out
 
 
-def open_page(db: Path, monkeypatch: pytest.MonkeyPatch, page: str = PAGE, **query: str) -> AppTest:
-    monkeypatch.setenv("ARENATREE_DB", str(db))
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.query_params.update(query)
-    at.run()
-    at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
 def profile_of(scored: dict, model: str, dataset: str = ARENA) -> pd.DataFrame:
     nodes, stored = (
         (scored["nodes"], scored["scores"])
@@ -101,15 +90,6 @@ def profile_tables(at: AppTest) -> list[list[int]]:
 def adjusted_tables(at: AppTest) -> list[list[int]]:
     """Node ids of the opponent-adjusted tables: the significant nodes, then every tested node."""
     return [d.value["node_id"].tolist() for d in at.dataframe if "p_adj" in d.value.columns]
-
-
-def metrics(at: AppTest) -> dict[str, str]:
-    """The page's metrics by label; the first of a repeated label (the chosen model's, not the
-    compared model's further down)."""
-    out: dict[str, str] = {}
-    for m in at.metric:
-        out.setdefault(m.label, m.value)
-    return out
 
 
 def tau_slider(at: AppTest):
@@ -296,3 +276,7 @@ def test_tree_is_coloured_by_a_models_score_or_rank(scored: dict, monkeypatch) -
     rerun(at)
     assert at.selectbox(key="_shared_model").value == "gamma"
     assert sidebar_select(at, "Dataset").value == ARENA
+
+
+def open_page(db: Path, monkeypatch: pytest.MonkeyPatch, page: str = PAGE, **query: str) -> AppTest:
+    return open_app_page(db, monkeypatch, page, **query)
