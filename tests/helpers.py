@@ -217,6 +217,11 @@ def rerun(at):
     return at
 
 
-def metrics(at) -> dict[str, str]:
-    """The page's st.metric values by label."""
-    return {m.label: m.value for m in at.metric}
+def metrics(at, keep: str = "last") -> dict[str, str]:
+    """The page's st.metric values by label. A label shown twice keeps its ``keep`` ('first' or
+    'last') occurrence: e.g. the tree page's node panel comes after the tree's totals, the
+    Weaknesses page's chosen model before a compared one."""
+    out: dict[str, str] = {}
+    for m in at.metric if keep == "first" else reversed(at.metric):
+        out.setdefault(m.label, m.value)
+    return out

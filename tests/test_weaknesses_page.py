@@ -108,8 +108,8 @@ def test_page_lists_the_weaknesses_the_pipeline_extracts(scored: dict, monkeypat
     root = profile[profile["parent_id"].isna()].iloc[0]
 
     assert at.selectbox(key="_shared_model").value == "alpha"  # the best model overall first
-    assert metrics(at)["Overall win rate"] == f"{root['score']:.1%}"
-    assert metrics(at)["Battles"] == "432"
+    assert metrics(at, keep="first")["Overall win rate"] == f"{root['score']:.1%}"
+    assert metrics(at, keep="first")["Battles"] == "432"
     tau = tau_slider(at).value
     assert tau == round(root["score"], 2)  # default: the model's own overall win rate
     expected = weaknesses.extract(profile, tau)
@@ -217,7 +217,7 @@ def test_per_instance_weaknesses_and_wrong_answers_first(scored: dict, monkeypat
     assert profile_tables(at)[0] == expected["node_id"].tolist()
     results = table_with(at, "score", "instance_id")
     assert results["score"].iloc[0] == 0.0 and results["prompt"].str.contains("SQL").iloc[0]
-    assert metrics(at)["Overall accuracy"] == f"{60 / 72:.1%}"  # wrong on the 12 SQL items
+    assert metrics(at, keep="first")["Overall accuracy"] == f"{60 / 72:.1%}"  # wrong on the 12 SQL items
 
 
 def test_compute_scores_button_for_new_filters(scored: dict, monkeypatch) -> None:
@@ -231,7 +231,7 @@ def test_compute_scores_button_for_new_filters(scored: dict, monkeypatch) -> Non
         stored = scores.stored_node_scores(con, run_id)
     assert run_id is not None
     root = stored[(stored["node_id"] == 0) & (stored["model"] == "alpha")].iloc[0]
-    assert metrics(at)["Battles"] == f"{int(root['n']):,}" and int(root["n"]) < 432
+    assert metrics(at, keep="first")["Battles"] == f"{int(root['n']):,}" and int(root["n"]) < 432
     assert not at.info
 
 
