@@ -17,7 +17,8 @@ import pandas as pd
 from . import ratings
 from .battles import NO_FILTERS, Filters, dataset_kind, load_battles, load_results
 from .errors import ArenatreeError
-from .scores import MIN_N, clopper_pearson_interval, wilson_interval
+from .queries import records
+from .scores import clopper_pearson_interval, proportion_table, wilson_interval
 from .store import one
 from .tree.read import resolve_tree
 
@@ -56,21 +57,12 @@ class Leaderboard:
             "node_description": self.node_description,
             "n_votes" if self.kind == "pairwise" else "n_results": self.n_votes,
             "params": self.params,
-            "models": _records(self.table),
+            "models": records(self.table),
             **self.extra,
         }
         if self.coefficients is not None:
-            out["style_coefficients"] = _records(self.coefficients)
+            out["style_coefficients"] = records(self.coefficients)
         return out
-
-
-def _records(df: pd.DataFrame) -> list[dict]:
-    """Rows as dicts with NaN turned into None and numpy scalars into Python numbers."""
-    clean = df.astype(object).where(df.notna(), None)
-    return [
-        {k: (v.item() if isinstance(v, np.generic) else v) for k, v in r.items()}
-        for r in clean.to_dict("records")
-    ]
 
 
 def subtree_prompt_ids(con: duckdb.DuckDBPyConnection, tree_id: str, node: int) -> tuple[list[str], str]:
@@ -99,17 +91,16 @@ def accuracy_table(results: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     grouped = results.groupby("model", sort=True)["score"].agg(["sum", "count"])
     binary = bool(results["score"].isin((0.0, 1.0)).all())
     interval = clopper_pearson_interval if binary else wilson_interval
-    lower, upper = interval(grouped["sum"].to_numpy(), grouped["count"].to_numpy(), level)
-    few = grouped["count"].to_numpy() < MIN_N
-    table = pd.DataFrame(
-        {
-            "model": grouped.index.to_numpy(),
-            "score": (grouped["sum"] / grouped["count"]).to_numpy(),
-            "lower": np.where(few, np.nan, lower),
-            "upper": np.where(few, np.nan, upper),
-            "items": grouped["count"].to_numpy().astype(np.int64),
-        }
+    # one "node" holding everything: the node scores' own table and interval rules
+    table, _, _ = proportion_table(
+        np.zeros(1, dtype=np.int64),
+        list(grouped.index),
+        grouped["count"].to_numpy(dtype=np.float64)[None, :],
+        grouped["sum"].to_numpy(dtype=np.float64)[None, :],
+        interval,
+        level,
     )
+    table = table[["model", "score", "lower", "upper"]].assign(items=table["n"])
     lo = table["lower"].fillna(-np.inf).to_numpy()
     hi = table["upper"].fillna(np.inf).to_numpy()
     table.insert(4, "rank_ub", ratings.rank_upper_bound(lo, hi))

@@ -120,6 +120,37 @@ def clopper_pearson_interval(
     return lower, upper
 
 
+def proportion_table(
+    node_ids: np.ndarray,
+    models: list[str],
+    n: np.ndarray,
+    successes: np.ndarray,
+    interval,
+    level: float,
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """One row per (node, model) cell with ``n > 0`` of the dense (n_nodes, n_models) ``n`` and
+    ``successes`` (wins with ties as half, or summed scores): node_id, model, n, wins, score,
+    lower, upper (``interval(successes, n, level)``; NaN under :data:`MIN_N`). Also returns the
+    cells' (node_row, model_idx) so callers can add columns from other matrices."""
+    node_row, model_idx = np.nonzero(n)
+    cell_n = n[node_row, model_idx]
+    k = successes[node_row, model_idx]
+    lower, upper = interval(k, cell_n, level)
+    few = cell_n < MIN_N
+    table = pd.DataFrame(
+        {
+            "node_id": node_ids[node_row],
+            "model": np.asarray(models, dtype=object)[model_idx],
+            "n": cell_n.astype(np.int64),
+            "wins": k,
+            "score": k / cell_n,
+            "lower": np.where(few, np.nan, lower),
+            "upper": np.where(few, np.nan, upper),
+        }
+    )
+    return table, node_row, model_idx
+
+
 # --------------------------------------------------------------------------- tree structure
 
 
@@ -392,23 +423,10 @@ def pairwise_scores(
     _check_params(rounds, level)
     t0 = time.perf_counter()
     played, wins, ties = cells.model_totals()
-    node_row, model_idx = np.nonzero(played)
-    n = played[node_row, model_idx]
-    w = wins[node_row, model_idx]
-    lower, upper = wilson_interval(w, n, level)
-    few = n < MIN_N
-    table = pd.DataFrame(
-        {
-            "node_id": cells.node_ids[node_row],
-            "model": np.asarray(cells.models, dtype=object)[model_idx],
-            "n": n.astype(np.int64),
-            "wins": w,
-            "ties": ties[node_row, model_idx],
-            "score": w / n,
-            "lower": np.where(few, np.nan, lower),
-            "upper": np.where(few, np.nan, upper),
-        }
+    table, node_row, model_idx = proportion_table(
+        cells.node_ids, cells.models, played, wins, wilson_interval, level
     )
+    table["ties"] = ties[node_row, model_idx]
     t1 = time.perf_counter()
     fits = []
     n_nodes = len(cells.node_ids)
@@ -497,28 +515,9 @@ def instance_scores(results: NodeResults, level: float = 0.95) -> tuple[pd.DataF
     columns NaN), sorted by node_id then model; and an info dict."""
     _check_params(0, level)
     t0 = time.perf_counter()
-    node_row, model_idx = np.nonzero(results.n)
-    n = results.n[node_row, model_idx]
-    k = results.total[node_row, model_idx]
     interval = clopper_pearson_interval if results.binary else wilson_interval
-    lower, upper = interval(k, n, level)
-    few = n < MIN_N
-    table = pd.DataFrame(
-        {
-            "node_id": results.node_ids[node_row],
-            "model": np.asarray(results.models, dtype=object)[model_idx],
-            "n": n.astype(np.int64),
-            "wins": k,
-            "ties": np.nan,
-            "score": k / n,
-            "lower": np.where(few, np.nan, lower),
-            "upper": np.where(few, np.nan, upper),
-            "rating": np.nan,
-            "rating_lower": np.nan,
-            "rating_upper": np.nan,
-            "rank_ub": np.nan,
-        }
-    )
+    table = proportion_table(results.node_ids, results.models, results.n, results.total, interval, level)[0]
+    table[["ties", "rating", "rating_lower", "rating_upper", "rank_ub"]] = np.nan
     info = {
         "interval": "clopper-pearson" if results.binary else "wilson (mean score; conservative)",
         "rows": int(results.n[0].sum()),  # results at the root: all of them

@@ -26,6 +26,7 @@ import pandas as pd
 
 from ..battles import NO_FILTERS, Filters, dataset_kind
 from ..errors import ArenatreeError
+from ..queries import records
 from ..tree.read import resolve_tree, tree_nodes
 from .arena import opponent_adjusted_tests
 from .profiles import (
@@ -108,12 +109,7 @@ def _source_ids(con: duckdb.DuckDBPyConnection, tree_id: str, node_ids: list[int
 def _entries(con, tree_id: str, frame: pd.DataFrame, columns: list[str]) -> list[dict]:
     """JSON-able rows of a profile, each with the source ids of the items behind it."""
     sources = _source_ids(con, tree_id, [int(i) for i in frame["node_id"]])
-    out = []
-    for rec in frame[columns].astype(object).where(frame[columns].notna(), None).to_dict("records"):
-        rec = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in rec.items()}
-        rec["source_ids"] = sources.get(int(rec["node_id"]), [])
-        out.append(rec)
-    return out
+    return [rec | {"source_ids": sources.get(int(rec["node_id"]), [])} for rec in records(frame[columns])]
 
 
 def model_profile(

@@ -161,22 +161,19 @@ def binomial_interval(
     Returns:
         (lower, upper), each (m,) float in [0, 1], NaN where n < min_n.
     """
+    from ..scores import clopper_pearson_interval, wilson_interval  # the node scores' own intervals
+
     k = np.asarray(k, dtype=np.float64)
     n = np.asarray(n, dtype=np.float64)
     alpha = 1.0 - level
     with np.errstate(divide="ignore", invalid="ignore"):
         if method == "clopper-pearson":
-            lower = np.where(k > 0, stats.beta.ppf(alpha / 2, k, n - k + 1), 0.0)
-            upper = np.where(k < n, stats.beta.isf(alpha / 2, k + 1, n - k), 1.0)
+            lower, upper = clopper_pearson_interval(k, n, level)
+        elif method == "wilson":
+            lower, upper = wilson_interval(k, n, level)
         elif method == "jeffreys":
             lower = np.where(k > 0, stats.beta.ppf(alpha / 2, k + 0.5, n - k + 0.5), 0.0)
             upper = np.where(k < n, stats.beta.isf(alpha / 2, k + 0.5, n - k + 0.5), 1.0)
-        elif method == "wilson":
-            z = stats.norm.isf(alpha / 2)
-            p = k / n
-            centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-            half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-            lower, upper = centre - half, centre + half
         else:
             raise ValueError(f"unknown interval method {method!r}")
     small = ~(n >= max(min_n, 1))

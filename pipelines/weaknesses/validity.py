@@ -151,8 +151,9 @@ def cluster_nodes(cluster) -> tuple[pd.DataFrame, np.ndarray]:
 # --------------------------------------------------------------------------- methods on accuracy
 
 
-def evaltree_best(nodes: pd.DataFrame, item_leaf: np.ndarray, correct: np.ndarray, planted: np.ndarray,
-                  level: float = 0.95) -> tuple[Scores, float]:
+def evaltree_best(
+    nodes: pd.DataFrame, item_leaf: np.ndarray, correct: np.ndarray, planted: np.ndarray, level: float = 0.95
+) -> tuple[Scores, float]:
     """The faithful EvalTree protocol: Clopper–Pearson ``level`` intervals (none under 5 items),
     the extraction rule, the best F1 over every distinct profile of the τ sweep. Returns the
     scores of the best profile and the top of its τ interval."""
@@ -169,8 +170,14 @@ def evaltree_best(nodes: pd.DataFrame, item_leaf: np.ndarray, correct: np.ndarra
     return best, best_tau
 
 
-def evaltree_at(nodes: pd.DataFrame, item_leaf: np.ndarray, correct: np.ndarray, planted: np.ndarray,
-                tau: float, level: float = 0.95) -> Scores:
+def evaltree_at(
+    nodes: pd.DataFrame,
+    item_leaf: np.ndarray,
+    correct: np.ndarray,
+    planted: np.ndarray,
+    tau: float,
+    level: float = 0.95,
+) -> Scores:
     """EvalTree's profile at one τ (e.g. the model's overall accuracy: no knowledge of the truth)."""
     acc = accuracy_by_node(nodes, item_leaf, correct, level=level)
     index = tree_index(acc)
@@ -178,8 +185,13 @@ def evaltree_at(nodes: pd.DataFrame, item_leaf: np.ndarray, correct: np.ndarray,
     return recovery(planted, items_under(index, item_leaf, mask))
 
 
-def pruned_profile(nodes: pd.DataFrame, item_leaf: np.ndarray, correct: np.ndarray, planted: np.ndarray,
-                   penalty: float = DEFAULT_PENALTY) -> Scores:
+def pruned_profile(
+    nodes: pd.DataFrame,
+    item_leaf: np.ndarray,
+    correct: np.ndarray,
+    planted: np.ndarray,
+    penalty: float = DEFAULT_PENALTY,
+) -> Scores:
     """Penalised-likelihood pruning (:func:`~.profiles.prune_mask`) with every node's gain taken
     against the model's overall accuracy."""
     acc = accuracy_by_node(nodes, item_leaf, correct)
@@ -305,8 +317,16 @@ def arena_recovery(
         for method, mask in arena_masks(index, tests, baseline, model, size, penalty).items():
             s = recovery(planted, items_under(index, item_pos, mask))
             rows.append(
-                {"method": method, "model": model, "planted": bool(planted.any()), "precision": s.precision,
-                 "recall": s.recall, "f1": s.f1, "extracted": s.extracted, "n_planted": s.planted}
+                {
+                    "method": method,
+                    "model": model,
+                    "planted": bool(planted.any()),
+                    "precision": s.precision,
+                    "recall": s.recall,
+                    "f1": s.f1,
+                    "extracted": s.extracted,
+                    "n_planted": s.planted,
+                }
             )
     return pd.DataFrame(rows)
 
