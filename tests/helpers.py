@@ -225,3 +225,18 @@ def metrics(at, keep: str = "last") -> dict[str, str]:
     for m in at.metric if keep == "first" else reversed(at.metric):
         out.setdefault(m.label, m.value)
     return out
+
+
+def to_parquet(src: Path, dst: Path, select: str = "*") -> Path:
+    """Write the records of JSON/JSONL ``src`` to Parquet ``dst`` (``select`` over them)."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.execute(
+            f"COPY (SELECT {select} FROM read_json(?)) TO '{dst}' (FORMAT parquet)",  # noqa: S608
+            [str(src)],
+        ).fetchall()
+    finally:
+        con.close()
+    return dst

@@ -11,8 +11,8 @@ import json
 from datetime import datetime
 from pathlib import Path
 
-import duckdb
 import pytest
+from helpers import to_parquet
 
 from pipelines.errors import InputError
 from pipelines.ingest import detect, ingest
@@ -28,19 +28,6 @@ KAGGLE = FX / "train.csv"
 
 
 # ------------------------------------------------------------------------------ helpers
-
-
-def to_parquet(src: Path, dst: Path, select: str = "*") -> Path:
-    """Write the records of JSON/JSONL ``src`` to Parquet ``dst`` (``select`` over them)."""
-    con = duckdb.connect()
-    try:
-        con.execute(
-            f"COPY (SELECT {select} FROM read_json(?)) TO '{dst}' (FORMAT parquet)",  # noqa: S608
-            [str(src)],
-        ).fetchall()
-    finally:
-        con.close()
-    return dst
 
 
 def rows(db: Path, sql: str, params: list | None = None) -> list[tuple]:

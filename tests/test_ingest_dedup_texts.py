@@ -18,13 +18,13 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 import pytest
+from helpers import load, to_parquet
 
 from pipelines import store
 from pipelines.ingest import arena, ingest, read
 from pipelines.ingest.load import TEXT_COLUMNS, _encode_texts, text_hash
 from pipelines.simulate import simulate
 from pipelines.style import FEATURE_COLUMNS, response_features_sql
-from tests.helpers import load
 
 TEXTS = [
     "Hello",
@@ -108,18 +108,6 @@ def write_jsonl(path: Path, recs: list[dict]) -> Path:
     return path
 
 
-def copy_parquet(src: Path, dst: Path, select: str = "*") -> Path:
-    con = duckdb.connect()
-    try:
-        con.execute(
-            f"COPY (SELECT {select} FROM read_json(?)) TO '{dst}' (FORMAT parquet)",  # noqa: S608
-            [str(src)],
-        ).fetchall()
-    finally:
-        con.close()
-    return dst
-
-
 def texts_of(df: pd.DataFrame, col: str) -> list:
     return [None if pd.isna(v) else v for v in df[col].astype(object)]
 
@@ -146,8 +134,8 @@ def test_texts_follow_the_rule_in_every_shape(tmp_path: Path) -> None:
     jsonl = write_jsonl(tmp_path / "conv.jsonl", recs)
     files = {
         "jsonl": jsonl,
-        "parquet": copy_parquet(jsonl, tmp_path / "conv.parquet"),
-        "json text": copy_parquet(
+        "parquet": to_parquet(jsonl, tmp_path / "conv.parquet"),
+        "json text": to_parquet(
             jsonl,
             tmp_path / "conv_text.parquet",
             "* REPLACE (CAST(to_json(conversation_a) AS VARCHAR) AS conversation_a, "
@@ -194,7 +182,7 @@ def test_message_parts_and_a_clashing_ordinality_column(tmp_path: Path) -> None:
     df, _ = arena.read_frame(write_jsonl(tmp_path / "parts.jsonl", parts), "x")
     assert texts_of(df, "response_b") == [rule(r["conversation_b"], "assistant") for r in recs]
     plain = write_jsonl(tmp_path / "plain.jsonl", [dict(r, ordinality=7) for r in recs])
-    clash = copy_parquet(plain, tmp_path / "clash.parquet")
+    clash = to_parquet(plain, tmp_path / "clash.parquet")
     df, _ = arena.read_frame(clash, "x")
     assert texts_of(df, "prompt_text") == [rule(r["conversation_a"], "user") for r in recs]
     assert texts_of(df, "response_a") == [rule(r["conversation_a"], "assistant") for r in recs]
@@ -253,7 +241,7 @@ def test_encode_texts_round_trips_mixed_columns() -> None:
 def test_dictionary_encoded_and_plain_frames_store_the_same(tmp_path: Path) -> None:
     """The reader's Categorical frame, the same frame with plain string columns (the path of
     the other adapters) and a mix give identical tables."""
-    batch = read(copy_parquet(write_jsonl(tmp_path / "v.jsonl", records()), tmp_path / "v.parquet"))
+    batch = read(to_parquet(write_jsonl(tmp_path / "v.jsonl", records()), tmp_path / "v.parquet"))
     assert isinstance(batch.battles["response_a"].dtype, pd.CategoricalDtype)
     plain = read(tmp_path / "v.parquet")
     for col in TEXT_COLUMNS:
@@ -357,7 +345,7 @@ def test_every_container_of_the_arena_stores_the_same(small_arena: dict, tmp_pat
     """The simulated votes as JSONL (above), Parquet and a JSON array: identical tables apart
     from the file path and hash of each import."""
     recs = votes(small_arena["votes"])
-    parquet = copy_parquet(small_arena["votes"], tmp_path / "votes.parquet")
+    parquet = to_parquet(small_arena["votes"], tmp_path / "votes.parquet")
     array = tmp_path / "votes.json"
     array.write_text(json.dumps(recs), encoding="utf-8")
     want = store_rows(small_arena["db"])
