@@ -338,38 +338,17 @@ def online_elo(
     return _online_elo(str(db_path()), snapshot_version(), dataset, _key(filters), tree_id, int(node))
 
 
-def pair_matrices(votes: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Head-to-head matrices over the models of ``votes`` (rows and columns in the same order):
-    ``win_rate[i, j]`` = share of i's battles against j that i won, ties counted as half (NaN where
-    they never met), and ``battles[i, j]`` = their battles (either side)."""
-    models, cells = ratings.aggregate(votes)
-    n = len(models)
-    played = np.zeros((n, n))
-    won = np.zeros((n, n))
-    total = cells.wins_a + cells.wins_b + cells.ties
-    np.add.at(played, (cells.a, cells.b), total)
-    np.add.at(played, (cells.b, cells.a), total)
-    np.add.at(won, (cells.a, cells.b), cells.wins_a + 0.5 * cells.ties)
-    np.add.at(won, (cells.b, cells.a), cells.wins_b + 0.5 * cells.ties)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rate = np.where(played > 0, won / played, np.nan)
-    return (
-        pd.DataFrame(rate, index=models, columns=models),
-        pd.DataFrame(played.astype(np.int64), index=models, columns=models),
-    )
-
-
 @st.cache_data(show_spinner=False, max_entries=32)
 def _head_to_head(
     db: str, version: Version, dataset: str, filters: tuple, tree_id: str | None, node: int
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    return pair_matrices(_battles(db, version, dataset, filters, tree_id, node))
+    return ratings.pair_matrices(_battles(db, version, dataset, filters, tree_id, node))
 
 
 def head_to_head(
     dataset: str, filters: FilterArgs, tree_id: str | None = None, node: int = ROOT
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """:func:`pair_matrices` of the votes :func:`battles` selects."""
+    """:func:`pipelines.ratings.pair_matrices` of the votes :func:`battles` selects."""
     return _head_to_head(str(db_path()), snapshot_version(), dataset, _key(filters), tree_id, int(node))
 
 
@@ -501,6 +480,7 @@ def with_rank(node_scores: pd.DataFrame, kind: str) -> pd.DataFrame:
 
 
 # --- weakness profiles ------------------------------------------------------------------------------
+
 
 def model_nodes(nodes: pd.DataFrame, node_scores: pd.DataFrame, model: str) -> pd.DataFrame:
     """Every node with ``model``'s score there (:func:`pipelines.weaknesses.model_nodes`): the input

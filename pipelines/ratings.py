@@ -695,3 +695,24 @@ def online_elo(
         rating[ia] += k * (sa - ea)
         rating[ib] += k * (1 - sa - eb)
     return pd.Series(rating, index=pd.Index(models, name="model"), name="elo").sort_values(ascending=False)
+
+
+def pair_matrices(votes: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Head-to-head matrices over the models of ``votes`` (rows and columns in the same order):
+    ``win_rate[i, j]`` = share of i's battles against j that i won, ties counted as half (NaN where
+    they never met), and ``battles[i, j]`` = their battles (either side)."""
+    models, cells = aggregate(votes)
+    n = len(models)
+    played = np.zeros((n, n))
+    won = np.zeros((n, n))
+    total = cells.wins_a + cells.wins_b + cells.ties
+    np.add.at(played, (cells.a, cells.b), total)
+    np.add.at(played, (cells.b, cells.a), total)
+    np.add.at(won, (cells.a, cells.b), cells.wins_a + 0.5 * cells.ties)
+    np.add.at(won, (cells.b, cells.a), cells.wins_b + 0.5 * cells.ties)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = np.where(played > 0, won / played, np.nan)
+    return (
+        pd.DataFrame(rate, index=models, columns=models),
+        pd.DataFrame(played.astype(np.int64), index=models, columns=models),
+    )

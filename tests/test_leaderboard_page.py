@@ -22,7 +22,7 @@ from helpers import TOPICS, load, metrics, open_app_page, pairwise_batch, rerun,
 from scipy import stats
 from streamlit.testing.v1 import AppTest
 
-from dashboard import data, widgets
+from dashboard import widgets
 from pipelines import ratings, store, style_control
 from pipelines.battles import NO_FILTERS, Filters, load_battles
 from pipelines.ingest.base import Batch
@@ -159,7 +159,7 @@ def test_global_leaderboard_matches_the_ratings_pipeline(arena_db: dict, monkeyp
     np.testing.assert_allclose(chart["x"], expected["rating"].to_numpy()[::-1])
     np.testing.assert_allclose(chart["error_x"]["array"], (expected["upper"] - expected["rating"])[::-1])
     # Head-to-head heatmaps: win rates (ties half) and battle counts per pair, in rating order.
-    win_rate, counts = data.pair_matrices(votes)
+    win_rate, counts = ratings.pair_matrices(votes)
     heat = [f["data"][0] for f in figures(at) if f["data"][0]["type"] == "heatmap"]
     assert [h["y"] for h in heat] == [expected["model"].tolist()] * 2
     order = expected["model"].tolist()
