@@ -64,10 +64,16 @@ def model_nodes(nodes: pd.DataFrame, node_scores: pd.DataFrame, model: str) -> p
 
 
 def node_scores_for(
-    con: duckdb.DuckDBPyConnection, dataset: str, tree_id: str, filters: Filters = NO_FILTERS
+    con: duckdb.DuckDBPyConnection,
+    dataset: str,
+    tree_id: str,
+    filters: Filters = NO_FILTERS,
+    cells=None,
 ) -> pd.DataFrame:
     """The node scores of ``tree_id``: the stored run with default parameters when there is one,
-    else computed now (win rates / accuracies and intervals; no bootstrap, nothing stored)."""
+    else computed now — win rates (from ``cells``, the :class:`pipelines.scores.NodeCells` of
+    these votes, when the caller already has them) or accuracies with their intervals; no node
+    ratings (profiles do not use them), nothing stored."""
     from .. import scores
 
     kind = dataset_kind(con, dataset)
@@ -80,7 +86,11 @@ def node_scores_for(
         return scores.instance_scores(scores.node_results(con, dataset, tree_id))[0]
     if kind != "pairwise":
         raise ArenatreeError(f"dataset {dataset!r} holds only prompts: there are no scores to profile")
-    return scores.pairwise_scores(scores.node_cells(con, dataset, tree_id, filters), rounds=0)[0]
+    cells = cells if cells is not None else scores.node_cells(con, dataset, tree_id, filters)
+    played, wins, _ = cells.model_totals()
+    return scores.proportion_table(cells.node_ids, cells.models, played, wins, scores.wilson_interval, 0.95)[
+        0
+    ]
 
 
 def _source_ids(con: duckdb.DuckDBPyConnection, tree_id: str, node_ids: list[int]) -> dict[int, list[str]]:
@@ -151,7 +161,12 @@ def model_profile(
         raise ArenatreeError(
             "the opponent-adjusted view needs pairwise votes; use --tau, --sweep or --pruned"
         )
-    scores = node_scores_for(con, dataset, tree_id, filters)
+    cells = None
+    if kind == "pairwise" and view in ("pruned", "adjusted"):  # both views test the node cells
+        from ..scores import node_cells
+
+        cells = node_cells(con, dataset, tree_id, filters)
+    scores = node_scores_for(con, dataset, tree_id, filters, cells)
     if model not in set(scores["model"]):
         known = ", ".join(sorted(set(scores["model"]))[:20])
         raise ArenatreeError(f"model {model!r} has no data in dataset {dataset!r}; models: {known}")
@@ -185,9 +200,7 @@ def model_profile(
             ]
         return out
     if kind == "pairwise":
-        from ..scores import node_cells
-
-        tests = opponent_adjusted_tests(node_cells(con, dataset, tree_id, filters))
+        tests = opponent_adjusted_tests(cells)
         mine = tests.loc[tests["model"] == model, ["node_id", "offset", "offset_lower", "offset_upper", "z"]]
         mine = mine.assign(p_weak=tests.loc[mine.index, "p_weak"], p_strong=tests.loc[mine.index, "p_strong"])
         nodes = nodes.merge(mine, on="node_id", how="left")
