@@ -47,6 +47,14 @@ PAGES: dict[str, list[st.Page]] = {
             url_path="weaknesses",
         ),
     ],
+    "Audit": [
+        st.Page(
+            "views/audit.py",
+            title="Voter audit",
+            icon=":material/policy:",
+            url_path="audit",
+        ),
+    ],
 }
 
 page = st.navigation(PAGES)

@@ -9,6 +9,8 @@ changes and the next rerun reads fresh data, while unchanged data is served from
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +23,9 @@ import streamlit as st
 
 from pipelines import battles as battles_io
 from pipelines import leaderboards, queries, ratings, scores, store, style_control, weaknesses
+from pipelines.audit import frame as audit_frame
+from pipelines.audit import run as audit_run
+from pipelines.audit import stored as audit_stored
 from pipelines.errors import ArenatreeError
 from pipelines.tree import read as tree_read
 
@@ -601,3 +606,73 @@ def evidence_results(dataset: str, tree_id: str, node: int, model: str, limit: i
     mine = _results(str(db_path()), snapshot_version(), dataset, model)
     mine = mine[mine["prompt_id"].isin(texts.keys())].sort_values(["score", "instance_id"], kind="stable")
     return _with_prompt_text(mine[["prompt_id", "score", "instance_id"]].head(limit), tree_id, node)
+
+
+# --- voter audit ----------------------------------------------------------------------------------
+
+
+# Audits are cached by hand (not st.cache_data): the computation reports progress to a bar the page
+# owns, which Streamlit's element replay does not allow inside a cached function.
+_AUDITS: OrderedDict[tuple, audit_run.Audit] = OrderedDict()
+_AUDITS_LOCK = threading.Lock()
+AUDIT_CACHE_SIZE = 8
+
+
+def audit(
+    dataset: str,
+    filters: FilterArgs,
+    tree_id: str | None,
+    *,
+    alpha: float = 0.05,
+    min_votes: int = 20,
+    rounds: int = 100,
+    seed: int = 0,
+    on_progress: Callable[[str, float], None] | None = None,
+) -> audit_run.Audit:
+    """Every voter audit of the votes of ``dataset`` under ``filters`` (per-node findings over
+    ``tree_id`` when given), as :func:`pipelines.audit.run.run_audit` returns it. Cached per
+    snapshot and arguments in this server process (the last :data:`AUDIT_CACHE_SIZE`), so only
+    the first view pays, and read from the store when the same audit was stored there (``arenatree
+    audit --save`` / ``demo``); ``on_progress(stage, fraction)`` is called while computing, not on
+    a cache hit. Never modify the result."""
+    db, version = str(db_path()), snapshot_version()
+    key = (db, version, dataset, _key(filters), tree_id, float(alpha), int(min_votes), int(rounds), int(seed))
+    with _AUDITS_LOCK:
+        if key in _AUDITS:
+            _AUDITS.move_to_end(key)
+            return _AUDITS[key]
+
+    def step(stage: str, done: int, total: int) -> None:
+        if on_progress is not None:
+            on_progress(stage.replace("_", " "), done / max(total, 1))
+
+    request = {
+        "filters": battles_io.Filters(**filters),
+        "tree_id": tree_id,
+        "use_tree": tree_id is not None,
+        "alpha": alpha,
+        "min_votes": min_votes,
+        "rounds": rounds,
+        "seed": seed,
+    }
+    with store.reader(db) as con:
+        result = audit_stored.find_audit(con, dataset, **request)  # e.g. stored by `arenatree demo`
+        if result is None:
+            result = audit_run.run_audit(con, dataset, progress=step, **request)
+    with _AUDITS_LOCK:
+        _AUDITS[key] = result
+        while len(_AUDITS) > AUDIT_CACHE_SIZE:
+            _AUDITS.popitem(last=False)
+    return result
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _audit_evidence(db: str, version: Version, dataset: str, battle_ids: tuple[str, ...]) -> pd.DataFrame:
+    with store.reader(db) as con:
+        return audit_frame.evidence_votes(con, dataset, list(battle_ids))
+
+
+def audit_evidence(dataset: str, battle_ids: list[str]) -> pd.DataFrame:
+    """The votes ``battle_ids`` for reading: judge, models, winner, prompt and both responses (raw
+    text; show it through st.dataframe / st.text only), in the given order."""
+    return _audit_evidence(str(db_path()), snapshot_version(), dataset, tuple(str(i) for i in battle_ids))

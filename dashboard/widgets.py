@@ -1067,3 +1067,216 @@ def adjusted_table(tested: pd.DataFrame, key: str) -> None:
         column_config=ADJUSTED_COLUMN_CONFIG,
         key=key,
     )
+
+
+# --- voter audit ----------------------------------------------------------------------------------
+
+AUDIT_ROWS = 200  # rows of a finding's table shown (the CSV has them all)
+AUDIT_EVIDENCE = 20  # votes shown in a drill-down
+
+
+def _fmt_number(value: Any) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "–"
+    if isinstance(value, int | float) and abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def _missing(x: Any) -> bool:
+    return x is None or (isinstance(x, float) and x != x)
+
+
+def has_estimate(headline: dict) -> bool:
+    """True when a finding's headline has a number to show (not None / NaN)."""
+    return bool(headline) and not _missing(headline.get("estimate"))
+
+
+def headline_metric(headline: dict, compact: bool = False) -> None:
+    """A finding's headline as an ``st.metric``: estimate (with unit), interval and p-value below.
+    A unit that is a share ('share of ...') shows as a percentage. ``compact``: the unit goes into
+    the metric's help instead of its value (for a row of small metrics)."""
+    missing = _missing
+    if not has_estimate(headline):
+        return
+    unit = str(headline.get("unit") or "")
+    share = unit.startswith("share")
+
+    def fmt(x: Any) -> str:
+        return f"{100 * x:.1f}%" if share and isinstance(x, int | float) else _fmt_number(x)
+
+    parts = []
+    if not missing(headline.get("lower")) and not missing(headline.get("upper")):
+        parts.append(f"interval [{fmt(headline['lower'])}, {fmt(headline['upper'])}]")
+    if not missing(headline.get("p_value")):
+        parts.append(f"p = {headline['p_value']:.2g}")
+    if headline.get("n") is not None:
+        parts.append(f"n = {_fmt_number(headline['n'])}")
+    suffix = "" if share or compact or not unit else f" {unit}"
+    st.metric(
+        md_escape(str(headline.get("label", "Estimate"))),
+        f"{fmt(headline['estimate'])}{suffix}",
+        border=True,
+        help=md_escape(unit) if unit and (compact or share) else None,
+    )
+    if parts:
+        st.caption(" · ".join(parts))
+
+
+def _is_column(table: pd.DataFrame, name: Any) -> bool:
+    return isinstance(name, str) and name in table.columns
+
+
+def finding_figure(tables: dict[str, pd.DataFrame], plot: dict) -> go.Figure | None:
+    """The Plotly figure a finding's ``plot`` spec asks for, or None when the spec or its columns
+    are missing. Spec: ``table`` (name in ``tables``), ``kind`` interval | bar | scatter |
+    heatmap, value columns ``x`` / ``y`` (``z`` for heatmaps), ``lower`` / ``upper`` (interval),
+    ``color`` (a flag column colours flagged rows red; another column is added to the row
+    label), ``label`` (a column naming each row, else the axis title), ``log_x``. Every label
+    from the data is escaped."""
+    table = tables.get(plot.get("table", ""))
+    kind = plot.get("kind")
+    x, y = plot.get("x"), plot.get("y")
+    if table is None or table.empty or kind is None or not _is_column(table, x):
+        return None
+    label = plot.get("label")
+    title = str(plot.get("title") or (label if label and not _is_column(table, label) else x))
+    if kind == "interval" and _is_column(table, plot.get("lower")) and _is_column(table, plot.get("upper")):
+        name_col = y if _is_column(table, y) else label if _is_column(table, label) else None
+        if name_col is None:
+            return None
+        rows = table.dropna(subset=[x]).head(60)
+        names = rows[name_col].astype(str).str.slice(0, 60)
+        color = plot.get("color")
+        if _is_column(rows, color) and rows[color].dtype != bool:
+            names = names + " · " + rows[color].astype(str)
+        shown = rows.assign(_label=names.to_numpy())
+        return interval_figure(shown, x, plot["lower"], plot["upper"], label="_label", title=title)
+    if kind == "bar" and _is_column(table, y):
+        rows = table.head(60)
+        horizontal = pd.api.types.is_numeric_dtype(rows[x]) and not pd.api.types.is_numeric_dtype(rows[y])
+        cat, val = (y, x) if horizontal else (x, y)
+        names = [plotly_escape(str(v)[:60]) for v in rows[cat]]
+        bar = go.Bar(
+            x=rows[val].tolist() if horizontal else names,
+            y=names if horizontal else rows[val].tolist(),
+            orientation="h" if horizontal else "v",
+            marker_color="#1f7a5c",
+        )
+        fig = go.Figure(bar)
+        fig.update_layout(
+            height=max(300, 22 * len(rows) + 80) if horizontal else 340,
+            margin={"t": 10, "b": 40},
+            xaxis_title=plotly_escape(title if horizontal else x),
+            yaxis_title=None if horizontal else plotly_escape(val),
+        )
+        fig.update_yaxes(type="category", automargin=True) if horizontal else fig.update_xaxes(
+            type="category"
+        )
+        return fig
+    if kind == "scatter" and _is_column(table, y):
+        color = plot.get("color")
+        rows_flag = (
+            table[color].astype(bool) if _is_column(table, color) else pd.Series(False, index=table.index)
+        )
+        names = table[label].astype(str) if _is_column(table, label) else pd.Series("", index=table.index)
+        fig = go.Figure()
+        for on, name, col in ((False, "not flagged", "#9aa5a0"), (True, "flagged", "#c0392b")):
+            part = (rows_flag == on).to_numpy()
+            if not part.any():
+                continue
+            fig.add_trace(
+                go.Scattergl(
+                    x=table.loc[part, x].tolist(),
+                    y=table.loc[part, y].tolist(),
+                    mode="markers",
+                    name=name,
+                    marker={"color": col, "size": 6, "opacity": 0.7},
+                    hovertext=[plotly_escape(t) for t in names[part]],
+                    hoverinfo="text+x+y",
+                )
+            )
+        fig.update_layout(
+            height=360,
+            margin={"t": 10, "b": 40},
+            xaxis_title=plotly_escape(x),
+            yaxis_title=plotly_escape(y),
+            xaxis_type="log" if plot.get("log_x") else "linear",
+        )
+        return fig
+    if kind == "heatmap" and _is_column(table, y) and _is_column(table, plot.get("z")):
+        grid = table.pivot_table(index=y, columns=x, values=plot["z"], aggfunc="mean")
+        fig = go.Figure(
+            go.Heatmap(
+                z=grid.to_numpy(),
+                x=[plotly_escape(str(c)) for c in grid.columns],
+                y=[plotly_escape(str(i)) for i in grid.index],
+                colorscale="RdBu",
+                zmid=plot.get("zmid"),
+            )
+        )
+        fig.update_layout(height=max(300, 24 * len(grid) + 80), margin={"t": 10})
+        return fig
+    return None
+
+
+def finding_table(table: pd.DataFrame, key: str) -> pd.DataFrame | None:
+    """A finding's table (flagged rows first, without the evidence-id column) and, when its rows
+    carry example votes, a picker of the row whose votes to read. Returns that row as a one-row
+    frame (with its ``battle_ids``), or None."""
+    if "flagged" in table:
+        table = table.sort_values("flagged", ascending=False, kind="stable")
+    shown = table.head(AUDIT_ROWS).reset_index(drop=True)
+    visible = shown.drop(columns=[c for c in ("battle_ids",) if c in shown])
+    st.dataframe(
+        visible,
+        hide_index=True,
+        key=key,
+        column_config={"flagged": st.column_config.CheckboxColumn("flagged")},
+    )
+    if "battle_ids" not in shown:
+        return None
+    has = [i for i, ids in enumerate(shown["battle_ids"]) if ids is not None and len(ids)]
+    if not has:
+        return None
+    picked = st.selectbox(
+        "Read the votes behind",
+        [None, *has],
+        format_func=lambda i: "— choose a row —" if i is None else row_label(shown.iloc[i]),
+        key=f"{key}-pick",
+    )
+    return None if picked is None else shown.iloc[[picked]]
+
+
+def row_label(row: pd.Series) -> str:
+    """A short plain-text name for a finding's row: what it is about (judge, node, model, pair)."""
+    parts = []
+    for col in ("judge", "judge_a", "judge_b", "node_id", "description", "model", "favourite", "pair"):
+        if col in row and not pd.isna(row[col]):
+            text = str(row[col])
+            parts.append(f"node {text}" if col == "node_id" else text[:60])
+    return " · ".join(parts) or f"row {row.name}"
+
+
+AUDIT_EVIDENCE_COLUMNS = {
+    "prompt": st.column_config.TextColumn("Prompt", width="large"),
+    "response_a": st.column_config.TextColumn("Response A (left)", width="large"),
+    "response_b": st.column_config.TextColumn("Response B (right)", width="large"),
+    "winner": st.column_config.TextColumn("Vote"),
+    "judge": st.column_config.TextColumn("Judge"),
+    "battle_id": st.column_config.TextColumn("Vote id"),
+}
+
+
+def audit_evidence(dataset: str, row: pd.DataFrame, key: str) -> None:
+    """The votes behind one selected row of a finding (its ``battle_ids``), prompt and both answers
+    as plain text in a table."""
+    ids = row["battle_ids"].iloc[0] if "battle_ids" in row else None
+    if ids is None or not len(ids):
+        st.caption("No example votes are recorded for this row.")
+        return
+    votes = data.audit_evidence(dataset, list(ids)[:AUDIT_EVIDENCE])
+    what = ", ".join(f"{c} {row[c].iloc[0]}" for c in ("judge", "node_id", "model") if c in row)
+    st.caption(f"{len(votes):,} votes behind this row ({what}), most telling first.")
+    st.dataframe(votes, hide_index=True, column_config=AUDIT_EVIDENCE_COLUMNS, key=f"{key}-evidence")
+    download_csv(votes, f"audit-evidence-{slug(key)}.csv", "Evidence CSV", key=f"{key}-evidence-csv")

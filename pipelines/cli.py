@@ -17,6 +17,20 @@ from . import __version__
 from .errors import ArenatreeError
 from .paths import PROJECT_ROOT
 
+# audit keys for --help (pipelines.audit.run.AUDITS, listed here so the parser stays import-light)
+AUDIT_KEYS = (
+    "anomalous_voters",
+    "position",
+    "style",
+    "refusal",
+    "inversions",
+    "ties",
+    "identity_leakage",
+    "concentrated_voters",
+    "robustness",
+    "judge_agreement",
+)
+
 
 def _print_json(obj) -> None:
     json.dump(obj, sys.stdout, indent=2, default=str)
@@ -190,6 +204,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if kinds[name] in ("pairwise", "instances"):
             run_id = score_tree(args.db, name, tree["tree_id"])
             _log(f"  node scores {run_id}")
+        if kinds[name] == "pairwise":
+            from .audit.stored import compute_audit
+
+            run_id, audit = compute_audit(args.db, name, tree_id=tree["tree_id"])
+            flagged = sum(
+                int(t["flagged"].sum()) for f in audit.findings for t in f.tables.values() if "flagged" in t
+            )
+            _log(f"  voter audit {run_id}: {flagged:,} flagged rows ({audit.seconds.get('total', 0):.1f} s)")
     if args.no_serve:
         return 0
     return serve(args.db, args.port)
@@ -392,7 +414,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_mix(text: str | None) -> dict[str, float] | None:
+def _parse_mix(text: str | None, option: str = "--voter-mix", example: str = "unbiased=0.8,position=0.2"):
+    """``NAME=NUMBER,...`` as a dict (None for no text); ArenatreeError naming ``option`` otherwise."""
     if not text:
         return None
     mix = {}
@@ -403,9 +426,7 @@ def _parse_mix(text: str | None) -> dict[str, float] | None:
         except ValueError:
             sep = ""
         if not sep:
-            raise ArenatreeError(
-                f"--voter-mix {text!r}: expected TYPE=SHARE,..., e.g. unbiased=0.8,position=0.2"
-            )
+            raise ArenatreeError(f"{option} {text!r}: expected NAME=NUMBER,..., e.g. {example}")
     return mix
 
 
@@ -434,6 +455,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         seed=args.seed,
         fmt=args.format,
         voter_mix=_parse_mix(args.voter_mix),
+        refusal_groups=_parse_mix(args.refusal_groups, "--refusal-groups", "health_medicine=2"),
         vote_truth=not args.no_vote_truth,
         progress=progress,
     )
@@ -502,6 +524,79 @@ def cmd_weaknesses(args: argparse.Namespace) -> int:
             print(f"  [{w['node_id']}] {w['size']:>5} items  n={w['n']:<6} {_fmt(w['score'], 3)} {ci}{extra}")
             print(f"        {w['description'][:140]}")
             print(f"        items: {ids}")
+    return 0
+
+
+def _missing(x) -> bool:
+    return x is None or x != x  # None or NaN
+
+
+def _headline(h: dict) -> str:
+    if not h or _missing(h.get("estimate")):
+        return ""
+    unit = f" {h['unit']}" if h.get("unit") else ""
+    text = f"{h.get('label', 'estimate')}: {h['estimate']:.4g}{unit}"
+    if not _missing(h.get("lower")) and not _missing(h.get("upper")):
+        text += f" [{h['lower']:.4g}, {h['upper']:.4g}]"
+    if not _missing(h.get("p_value")):
+        text += f"  p = {h['p_value']:.2g}"
+    if h.get("n") is not None:
+        text += f"  (n = {h['n']:,})"
+    return text
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from .audit.run import run_audit
+    from .store import reader
+
+    only = [k.strip() for k in args.only.split(",") if k.strip()] if args.only else None
+
+    def progress(key: str, done: int, total: int) -> None:
+        if key != "done":
+            _log(f"audit {done + 1}/{total}: {key}")
+
+    request = {
+        "filters": _filters(args),
+        "tree_id": args.tree,
+        "use_tree": not args.no_tree,
+        "only": only,
+        "alpha": args.alpha,
+        "fdr": not args.no_fdr,
+        "min_votes": args.min_votes,
+        "seed": args.seed,
+        "rounds": args.bootstrap,
+        "progress": progress,
+    }
+    if args.save:
+        from .audit.stored import compute_audit
+
+        run_id, audit = compute_audit(args.db, args.dataset, **request)
+        _log(f"stored as audit run {run_id}")
+    else:
+        with reader(args.db) as con:
+            audit = run_audit(con, args.dataset, **request)
+    if args.json:
+        _print_json(audit.as_dict())
+        return 0
+    print(
+        f"voter audit of {audit.dataset}: {audit.votes:,} votes, {audit.voters:,} judges, "
+        f"{audit.models} models (tree {audit.tree_id or 'none'}; {audit.seconds['total']:.1f} s)"
+    )
+    for f in audit.findings:
+        print(f"\n== {f.title}" + ("" if f.applicable else " (not applicable)"))
+        print(f"   {f.summary}")
+        head = _headline(f.headline)
+        if head:
+            print(f"   {head}")
+        for name, table in f.tables.items():
+            rows = table[table["flagged"].astype(bool)] if "flagged" in table else table
+            if rows.empty:
+                continue
+            shown = rows.drop(columns=[c for c in ("battle_ids",) if c in rows]).head(args.rows)
+            more = f" (first {args.rows} of {len(rows):,})" if len(rows) > args.rows else ""
+            label = "flagged " if "flagged" in table else ""
+            print(f"   {label}{name}{more}:")
+            print("   " + shown.to_string(index=False, max_colwidth=60).replace("\n", "\n   "))
     return 0
 
 
@@ -613,6 +708,32 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_weaknesses)
 
+    s = sub.add_parser(
+        "audit", help="voter-bias audit: anomalous voters, position / length / refusal bias, ..."
+    )
+    s.add_argument("--dataset", required=True)
+    s.add_argument("--tree", help="tree id for per-node findings (default: the dataset's newest)")
+    s.add_argument("--no-tree", action="store_true", help="skip the per-node findings")
+    s.add_argument(
+        "--only", metavar="KEYS", help="comma-separated audits (default all): " + ", ".join(AUDIT_KEYS)
+    )
+    s.add_argument(
+        "--alpha", type=float, default=0.05, help="test level / false-discovery rate (default 0.05)"
+    )
+    s.add_argument("--no-fdr", action="store_true", help="flag at per-test alpha instead of BH across voters")
+    s.add_argument("--min-votes", type=int, default=20, help="voters with fewer votes are never flagged")
+    s.add_argument("--bootstrap", type=int, default=100, metavar="R", help="bootstrap rounds (default 100)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--rows", type=int, default=10, help="rows per table in the text output")
+    s.add_argument(
+        "--save",
+        action="store_true",
+        help="store the audit (the dashboard then shows it without recomputing)",
+    )
+    _add_filter_arguments(s)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_audit)
+
     s = sub.add_parser("simulate", help="write a simulated arena (Chatbot Arena format) with its known truth")
     s.add_argument("--out", required=True, metavar="DIR", help="folder for the votes and truth.json")
     s.add_argument("--votes", type=int, default=100_000)
@@ -630,6 +751,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--voter-mix", metavar="TYPE=SHARE,...", help="voter types, e.g. unbiased=0.8,position=0.2"
+    )
+    s.add_argument(
+        "--refusal-groups",
+        metavar="GROUP=LOGODDS,...",
+        help="extra penalty against refusing on a prompt group, e.g. health_medicine=2",
     )
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_simulate)

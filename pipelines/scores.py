@@ -545,7 +545,8 @@ def run_params(kind: str, filters: Filters, rounds: int, seed: int, level: float
     return params
 
 
-def _import_ids(con: duckdb.DuckDBPyConnection, dataset: str) -> list[str]:
+def import_ids(con: duckdb.DuckDBPyConnection, dataset: str) -> list[str]:
+    """The sorted import ids of ``dataset``: a stored result computed from them is current."""
     return [
         r[0]
         for r in run(con, "SELECT import_id FROM imports WHERE dataset = ? ORDER BY import_id", [dataset])
@@ -577,7 +578,7 @@ def _request(
     _check_params(rounds, level)
     tree = None if whole else resolve_tree(con, dataset, tree_id)
     params = run_params(kind, filters, rounds, seed, level)
-    imports = _import_ids(con, dataset)
+    imports = import_ids(con, dataset)
     return kind, tree, params, imports, run_id_for(dataset, tree, kind, params, imports)
 
 

@@ -207,6 +207,22 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (run_id, node_id, model)
     );
     """,
+    # v4: voter audits (pipelines.audit), keyed by everything that produced them
+    """
+    CREATE TABLE audit_runs (
+        run_id VARCHAR PRIMARY KEY,         -- sha256 of (dataset, tree_id, 'audit', params, import_ids)[:16]
+        dataset VARCHAR NOT NULL,
+        tree_id VARCHAR,                    -- NULL: no per-node findings
+        params JSON NOT NULL,               -- filters, alpha, fdr, min_votes, seed, rounds, level, audits
+        import_ids JSON NOT NULL,           -- sorted import ids of the dataset the run saw
+        votes BIGINT NOT NULL,
+        voters BIGINT NOT NULL,
+        created_at TIMESTAMP NOT NULL,
+        seconds DOUBLE NOT NULL,            -- wall time of the computation
+        tool_version VARCHAR NOT NULL,
+        result JSON NOT NULL                -- the audit as ``arenatree audit --json`` prints it
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

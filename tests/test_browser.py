@@ -343,3 +343,41 @@ def test_leaderboard_and_weaknesses_pages_in_chromium(arena_server: str, browser
         assert errors == [], f"JavaScript errors on the page: {errors}"
     finally:
         context.close()
+
+
+def test_voter_audit_page_in_chromium(arena_server: str, browser: Browser) -> None:
+    """Voter audit: every section renders with its plot, the LLM judge that favours one model is
+    flagged, and a drill-down shows the votes behind a row with hostile prompts as inert text."""
+    context = browser.new_context(viewport={"width": 1600, "height": 2400})
+    page = context.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(f"{arena_server}/?dataset=arena")
+        page.get_by_test_id("stSidebarNav").get_by_role("link", name="Voter audit").click(timeout=30_000)
+        expect(page.get_by_role("heading", name="Voter audit")).to_be_visible(timeout=60_000)
+        expect(page.get_by_role("heading", name="Voters concentrated on one model")).to_be_visible(
+            timeout=60_000
+        )
+        expect(page.get_by_role("heading", name="Position bias", exact=False)).to_be_visible()
+        plots = page.locator(".js-plotly-plot")
+        expect(plots.first).to_be_attached(timeout=30_000)
+        assert plots.count() >= 5
+        expect(page.get_by_test_id("stDataFrame").filter(has_text="llm-judge").first).to_be_attached()
+        picker = page.get_by_test_id("stSelectbox").filter(has_text="Read the votes behind").first
+        picker.scroll_into_view_if_needed()
+        picker.click()
+        page.get_by_role("option").nth(1).click()
+        evidence = page.get_by_test_id("stDataFrame").filter(has_text="Response A (left)")
+        expect(evidence.first).to_be_visible(timeout=30_000)
+        page.wait_for_timeout(1000)
+        expect(page.get_by_test_id("stException")).to_have_count(0)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "voter-audit.png"), full_page=True)
+        assert page.locator("script:text('xss'), img[src*='evil.example']").count() == 0
+        assert dialogs == [], f"untrusted text ran as script: {dialogs}"
+        assert errors == [], f"JavaScript errors on the page: {errors}"
+    finally:
+        context.close()

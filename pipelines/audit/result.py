@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -38,7 +39,8 @@ class Finding:
     seconds: float = 0.0
 
     def as_dict(self) -> dict:
-        """JSON-able dict (tables as lists of records)."""
+        """JSON-able dict: tables as lists of records (``columns`` keeps each table's column order,
+        so an empty table survives a round trip), plus the plot spec."""
         return {
             "audit": self.audit,
             "title": self.title,
@@ -47,8 +49,31 @@ class Finding:
             "headline": {k: _plain(v) for k, v in self.headline.items()},
             "params": self.params,
             "seconds": round(self.seconds, 3),
+            "plot": self.plot,
+            "columns": {name: [str(c) for c in df.columns] for name, df in self.tables.items()},
+            "dtypes": {name: [str(t) for t in df.dtypes] for name, df in self.tables.items()},
             "tables": {name: records(df) for name, df in self.tables.items()},
         }
+
+    @classmethod
+    def from_dict(cls, doc: dict) -> Finding:
+        """The inverse of :meth:`as_dict` (tables back as dataframes; missing numbers as NaN)."""
+        columns, dtypes = doc.get("columns", {}), doc.get("dtypes", {})
+        tables = {
+            name: _typed(pd.DataFrame.from_records(rows, columns=columns.get(name) or None), dtypes.get(name))
+            for name, rows in doc.get("tables", {}).items()
+        }
+        return cls(
+            audit=doc["audit"],
+            title=doc["title"],
+            summary=doc["summary"],
+            headline=dict(doc.get("headline", {})),
+            tables=tables,
+            plot=dict(doc.get("plot", {})),
+            params=dict(doc.get("params", {})),
+            applicable=bool(doc.get("applicable", True)),
+            seconds=float(doc.get("seconds", 0.0)),
+        )
 
 
 def not_applicable(audit: str, title: str, why: str, **params) -> Finding:
@@ -60,6 +85,23 @@ def example_ids(battle_ids: pd.Series, groups: pd.Series, limit: int = EXAMPLE_I
     """Up to ``limit`` battle ids per group (in vote order), as lists, indexed by group."""
     frame = pd.DataFrame({"g": groups.to_numpy(), "id": battle_ids.astype(str).to_numpy()})
     return frame.groupby("g", sort=False)["id"].agg(lambda s: list(s.iloc[:limit]))
+
+
+_RESTORABLE = ("int64", "Int64", "float64", "bool", "boolean")
+
+
+def _typed(df: pd.DataFrame, dtypes: list[str] | None) -> pd.DataFrame:
+    """``df`` with its numeric / boolean columns cast back to the dtypes they had (JSON keeps
+    integers with missing values as floats); text and list columns stay as read."""
+    if not dtypes or len(dtypes) != df.shape[1]:
+        return df
+    out = df.copy()
+    for col, dtype in zip(df.columns, dtypes, strict=True):
+        if dtype in _RESTORABLE:
+            target = "Int64" if dtype == "int64" and df[col].isna().any() else dtype
+            with suppress(TypeError, ValueError):  # leave a column that does not convert as read
+                out[col] = df[col].astype(target)
+    return out
 
 
 def _plain(value):

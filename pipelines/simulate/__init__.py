@@ -113,6 +113,22 @@ def _counts(idx: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(idx, minlength=n).astype(np.int64)
 
 
+def _refusal_penalties(
+    base: float, groups: Mapping[str, float] | None, member: np.ndarray, prompt: np.ndarray
+) -> float | np.ndarray:
+    """The refusal penalty of every vote (n,), log-odds: ``base`` plus ``groups[g]`` for each group
+    ``g`` the vote's prompt is in; just ``base`` without groups. ``member`` (G, P) bool."""
+    if not groups:
+        return base
+    bad = sorted(set(groups) - set(GROUPS))
+    if bad:
+        raise ArenatreeError(f"unknown group(s) {', '.join(bad)} (known: {', '.join(GROUPS)})")
+    extra = np.zeros(member.shape[1])
+    for name, points in groups.items():
+        extra += float(points) * member[list(GROUPS).index(name)]
+    return base + extra[prompt]
+
+
 def simulate(
     out_dir: Path,
     *,
@@ -135,6 +151,7 @@ def simulate(
     group_size: tuple[int, int] = (50, 400),
     style_coefs: Mapping[str, float] | None = None,
     refusal_penalty: float = 0.5,
+    refusal_groups: Mapping[str, float] | None = None,
     tie_rate: float = 0.4,
     bothbad_share: float = 0.5,
     start: str | float = "2023-04-24",
@@ -156,8 +173,9 @@ def simulate(
     U(``weakness_points``), ``strong_share`` get one group at plus U(``strength_points``), on
     groups of ``group_size`` (min, max) prompts. Vote model (natural log-odds; :mod:`.votes`):
     ``style_coefs`` per normalised style difference (default DEFAULT_STYLE_COEFS),
-    ``refusal_penalty`` against a refusing side, ties at ``tie_rate`` between equals (Davidson),
-    ``bothbad_share`` of ties 'both bad' for an average pair.
+    ``refusal_penalty`` against a refusing side (plus ``refusal_groups[g]`` more on the prompts
+    of group ``g``: a planted node where refusing is punished harder), ties at ``tie_rate``
+    between equals (Davidson), ``bothbad_share`` of ties 'both bad' for an average pair.
 
     Output: ``fmt`` 'jsonl' | 'json' | 'parquet'; votes spread over ``days`` from ``start``
     (ISO date, UTC, or unix seconds); question ids ``<id_prefix><n>`` and judges
@@ -239,7 +257,7 @@ def simulate(
     rating_b = rating[bat["b"], bat["prompt"]]
     kw = {
         "style_coefs": coefs,
-        "refusal_penalty": refusal_penalty,
+        "refusal_penalty": _refusal_penalties(refusal_penalty, refusal_groups, member, bat["prompt"]),
         "tie_rate": tie_rate,
         "bothbad_share": bothbad_share,
     }
@@ -334,6 +352,7 @@ def simulate(
             "group_size": list(group_size),
             "style_coefs": coefs,
             "refusal_penalty": refusal_penalty,
+            "refusal_groups": dict(refusal_groups or {}),
             "tie_rate": tie_rate,
             "bothbad_share": bothbad_share,
             "start": t_start,
@@ -365,6 +384,9 @@ def simulate(
             "(raw, not standardised)",
             "style_coefs": coefs,
             "refusal_penalty": refusal_penalty,
+            "refusal_groups": dict(refusal_groups or {}),
+            "refusal_groups_rule": "the refusal penalty of a vote on a prompt in group g is "
+            "refusal_penalty + refusal_groups[g] (summed over the prompt's groups)",
             "ties": "Davidson: P(tie) = nu*sqrt(p(1-p)) / (1 + nu*sqrt(p(1-p))), "
             "nu = 2*tie_rate/(1-tie_rate), p = sigmoid(decisive_logit)",
             "tie_rate": tie_rate,

@@ -91,7 +91,7 @@ def outcome_probabilities(
     voters: Voters,
     *,
     style_coefs: dict[str, float],
-    refusal_penalty: float,
+    refusal_penalty: float | np.ndarray,
     tie_rate: float,
     bothbad_share: float,
     biased: bool = True,
@@ -101,6 +101,7 @@ def outcome_probabilities(
     ``strength`` (BT term), ``style`` (style + global refusal term), ``bias`` (voter term).
 
     ``rating_a/b`` are the sides' ratings on the vote's prompt (strength + offsets), points.
+    ``refusal_penalty``: log-odds against a refusing side, one value or one per vote (n,).
     ``biased=False`` treats every voter as unbiased; ``style=False`` drops the style and global
     refusal terms (used for the truth's counterfactual expected ratings).
     """

@@ -1,0 +1,117 @@
+"""Voter audit: is the crowd biased, and where? One section per audit, each with its headline
+number and interval, a plot, the flagged voters or nodes, and the votes behind any row."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import data, widgets
+
+st.title("Voter audit")
+
+summary, all_trees = widgets.load_or_stop(data.dataset_summary, data.trees)
+pairwise = summary.loc[summary["kind"] == "pairwise", "dataset"].tolist()
+if not pairwise:
+    st.info("The voter audit needs pairwise votes; none of the datasets has any.", icon=":material/info:")
+    st.stop()
+dataset = widgets.sidebar_dataset(summary["dataset"].tolist(), default=pairwise[0])
+if dataset not in pairwise:
+    st.info(
+        f"This dataset holds {data.dataset_kind(summary, dataset)} data: there are no votes to audit. "
+        "Pick a dataset of pairwise votes in the sidebar.",
+        icon=":material/info:",
+    )
+    st.stop()
+trees = all_trees[all_trees["dataset"] == dataset].set_index("tree_id")
+tree_id = widgets.sidebar_tree(trees) if not trees.empty else None
+filters = widgets.sidebar_filters(data.filter_options(dataset))
+
+with st.expander("Audit settings", icon=":material/tune:"), st.container(horizontal=True):
+    alpha = st.selectbox(
+        "False-discovery rate (α)",
+        [0.01, 0.05, 0.1],
+        index=1,
+        key="audit-alpha",
+        help="Flags are Benjamini–Hochberg discoveries at this level across voters (or nodes).",
+    )
+    min_votes = st.number_input(
+        "Fewest votes to flag a voter", 5, 1000, 20, step=5, key="audit-min-votes", width=220
+    )
+if tree_id is None:
+    st.caption("Per-node findings need the dataset's capability tree.")
+    st.page_link(
+        "views/tree.py", label="Build it on the Capability tree page", icon=":material/account_tree:"
+    )
+
+bar = st.empty()
+try:
+    result = data.audit(
+        dataset,
+        filters,
+        tree_id,
+        alpha=alpha,
+        min_votes=int(min_votes),
+        on_progress=widgets.progress_callback(bar.progress(0.0, text="Auditing the votes…")),
+    )
+except data.READ_ERRORS as exc:
+    bar.empty()
+    st.error(str(exc), icon=":material/error:")
+    st.stop()
+bar.empty()
+
+active = widgets.active_filters(filters)
+st.caption(
+    f"{result.votes:,} votes by {result.voters:,} judges on {result.models} models"
+    + (f" · filters: {active}" if active else "")
+    + f" · computed in {result.seconds.get('total', 0):.1f} s"
+)
+
+sections = [f for f in result.findings if f.applicable]
+skipped = [f for f in result.findings if not f.applicable]
+with st.container(horizontal=True):
+    for f in sections:
+        if widgets.has_estimate(f.headline):
+            with st.container(width=230):
+                widgets.headline_metric({**f.headline, "label": f.title}, compact=True)
+
+for f in sections:
+    st.subheader(widgets.md_escape(f.title), anchor=f.audit, divider="gray")
+    st.text(f.summary)
+    left, right = st.columns([3, 2])
+    with left:
+        fig = widgets.finding_figure(f.tables, f.plot)
+        if fig is not None:
+            st.plotly_chart(fig, key=f"fig-{f.audit}", config={"displaylogo": False})
+    with right:
+        widgets.headline_metric(f.headline)
+        with st.popover("Method and parameters", icon=":material/info:"):
+            st.json(f.params)
+    names = list(f.tables)
+    if not names:
+        continue
+    tabs = (
+        st.tabs([widgets.md_escape(n.replace("_", " ")) for n in names])
+        if len(names) > 1
+        else [st.container()]
+    )
+    for name, tab in zip(names, tabs, strict=True):
+        with tab:
+            table = f.tables[name]
+            if table.empty:
+                st.caption("Nothing here.")
+                continue
+            picked = widgets.finding_table(table, key=f"tbl-{f.audit}-{name}")
+            widgets.download_csv(
+                table.drop(columns=[c for c in ("battle_ids",) if c in table]),
+                f"audit-{widgets.slug(dataset)}-{f.audit}-{name}.csv",
+                key=f"csv-{f.audit}-{name}",
+            )
+            if picked is not None:
+                widgets.audit_evidence(dataset, picked, key=f"{f.audit}-{name}")
+            elif "battle_ids" in table:
+                st.caption("Select a row to read the votes behind it.")
+
+if skipped:
+    st.subheader("Not applicable to these votes", anchor="not-applicable", divider="gray")
+    for f in skipped:
+        st.text(f"{f.title}: {f.summary}")

@@ -1,0 +1,91 @@
+"""Page tests of the Voter audit page (AppTest on real DuckDB files): the sections are the
+audit's findings as :func:`pipelines.audit.run.run_audit` computes them, the drill-down shows the
+votes behind a row, hostile prompt text stays inert, and non-vote datasets get a clear message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers import EVIL, load, open_app_page, pairwise_batch, rerun
+
+from pipelines import store
+from pipelines.audit.run import run_audit
+from pipelines.tree.read import resolve_tree
+
+PAGE = "views/audit.py"
+
+
+@pytest.fixture(scope="module")
+def pandalm_audit(bundled_db: Path):
+    with store.reader(bundled_db) as con:
+        return run_audit(con, "pandalm", tree_id=resolve_tree(con, "pandalm"))
+
+
+def test_sections_are_the_findings(bundled_db: Path, pandalm_audit, monkeypatch) -> None:
+    at = open_app_page(bundled_db, monkeypatch, PAGE, dataset="pandalm")
+    titles = [h.value.replace("\\", "") for h in at.subheader]  # titles are shown Markdown-escaped
+    applicable = [f.title for f in pandalm_audit.findings if f.applicable]
+    assert titles[: len(applicable)] == applicable
+    texts = [t.value for t in at.text]
+    for f in pandalm_audit.findings:
+        if f.applicable:
+            assert f.summary in texts, f.audit
+    caption = " ".join(c.value for c in at.caption)
+    assert f"{pandalm_audit.votes:,} votes by {pandalm_audit.voters:,} judges" in caption
+
+
+def test_drill_down_shows_the_votes(bundled_db: Path, pandalm_audit, monkeypatch) -> None:
+    at = open_app_page(bundled_db, monkeypatch, PAGE, dataset="pandalm")
+    pickers = [s for s in at.selectbox if s.label == "Read the votes behind"]
+    assert pickers
+    pickers[0].select_index(1)  # option 0 is "choose a row"
+    rerun(at)
+    (votes,) = [
+        d.value for d in at.dataframe if {"prompt", "response_a", "response_b"} <= set(d.value.columns)
+    ]
+    assert len(votes) > 0 and votes["prompt"].str.len().gt(0).all()
+    ids = set(votes["battle_id"])
+    all_ids = {
+        i
+        for f in pandalm_audit.findings
+        for t in f.tables.values()
+        if "battle_ids" in t
+        for row in t["battle_ids"]
+        for i in (row or [])
+    }
+    assert ids <= all_ids
+
+
+def test_hostile_prompts_stay_inert(tmp_path: Path, monkeypatch) -> None:
+    db = tmp_path / "hostile.duckdb"
+    judges = tuple((f"voter-{j}", "human") for j in range(4))
+    load(
+        db, "hostile", [pairwise_batch(240, prompt=EVIL + " [click](http://evil.example/{i})", judges=judges)]
+    )
+    at = open_app_page(db, monkeypatch, PAGE, dataset="hostile")
+    pickers = [s for s in at.selectbox if s.label == "Read the votes behind"]
+    assert pickers
+    pickers[0].select_index(1)
+    rerun(at)
+    markdown = (
+        [m.value for m in at.markdown] + [c.value for c in at.caption] + [h.value for h in at.subheader]
+    )
+    assert not any("<script>" in m or "evil.example" in m for m in markdown)
+    shown = [d.value for d in at.dataframe if "prompt" in d.value.columns]
+    assert shown and shown[0]["prompt"].str.contains("<script>", regex=False).all()
+
+
+def test_non_vote_dataset_says_so(bundled_db: Path, monkeypatch) -> None:
+    at = open_app_page(bundled_db, monkeypatch, PAGE, dataset="math")
+    assert any("no votes to audit" in i.value for i in at.info)
+    assert not at.subheader
+
+
+def test_every_finding_has_a_figure(pandalm_audit) -> None:
+    from dashboard.widgets import finding_figure
+
+    for f in pandalm_audit.findings:
+        if f.applicable:
+            fig = finding_figure(f.tables, f.plot)
+            assert fig is not None and len(fig.data) >= 1, f.audit
