@@ -77,3 +77,14 @@ def dataset_embeddings(db: Path, dataset: str):
         X = cached_embeddings(con, MiniLMEmbedder(), caps)  # all cached: no model call
     items["metadata"] = [json.loads(meta[p] or "{}") for p in items["prompt_id"]]
     return X, items
+
+
+@pytest.fixture(scope="session")
+def planted_arena(tmp_path_factory):
+    """(AuditVotes, truth) of one simulated arena shared by the audit tests: 100,000 votes, 12
+    models, 1,000 voters of every planted type, planted per-group offsets, seed 1. Never modify."""
+    from pipelines.audit.validity import simulated_votes
+
+    return simulated_votes(
+        tmp_path_factory.mktemp("planted-arena"), votes=100_000, models=12, voters=1000, seed=1
+    )

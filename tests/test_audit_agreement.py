@@ -4,7 +4,6 @@ PandaLM numbers recomputed independently with pandas."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import duckdb
@@ -209,9 +208,7 @@ def test_single_judge_per_vote_is_not_applicable(tmp_path_factory) -> None:
     av, _ = simulated_votes(
         tmp_path_factory.mktemp("agreement_sim"), votes=20_000, models=8, voters=300, seed=1
     )
-    t0 = time.perf_counter()
     f = judge_agreement(av)
-    assert time.perf_counter() - t0 < 5
     assert not f.applicable and "No two judges" in f.summary
 
 

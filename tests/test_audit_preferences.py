@@ -15,15 +15,10 @@ import pytest
 from scipy import optimize, stats
 from sklearn.linear_model import LogisticRegression
 
+from pipelines.audit.covariates import VOTER_RIDGE, batched_fit, outcome_counts, voter_score_test
 from pipelines.audit.frame import AuditVotes, load_audit_votes
 from pipelines.audit.leakage import identity_leakage
-from pipelines.audit.position import (
-    VOTER_RIDGE,
-    batched_fit,
-    outcome_counts,
-    position_preference,
-    voter_score_test,
-)
+from pipelines.audit.position import position_preference
 from pipelines.audit.refusal import refusal_handling
 from pipelines.audit.style_bias import style_preference
 from pipelines.audit.ties import expected_tie_probability, ties_and_bothbad
@@ -34,11 +29,9 @@ AUDITS = (position_preference, style_preference, refusal_handling, ties_and_both
 
 
 @pytest.fixture(scope="module")
-def sim(tmp_path_factory):
+def sim(planted_arena):
     """Mixed voters (70% unbiased, planted position / length / refusal-averse / random / fan)."""
-    av, truth = simulated_votes(
-        tmp_path_factory.mktemp("pref_sim"), votes=100_000, models=12, voters=1000, seed=1
-    )
+    av, truth = planted_arena
     return av, truth, {f.__name__: f(av) for f in AUDITS}
 
 

@@ -13,17 +13,15 @@ import pytest
 from scipy import stats
 
 from pipelines import ratings
+from pipelines.audit.cells import NodeVotes, node_counts, vote_cells
 from pipelines.audit.frame import AuditVotes, load_audit_votes
 from pipelines.audit.inversions import (
-    NodeVotes,
     batched_bootstrap,
     holm,
     kendall_tau,
     max_t_pvalues,
-    node_counts,
     ranking_inversions,
     sandwich_covariance,
-    vote_cells,
 )
 from pipelines.audit.robustness import FLIP_EPS, flip_search, robustness
 from pipelines.audit.validity import simulated_votes
@@ -33,9 +31,9 @@ OUTCOME_NAMES = np.array(["model_a", "model_b", "tie", "tie_bothbad"])
 
 
 @pytest.fixture(scope="module")
-def planted(tmp_path_factory):
+def planted(planted_arena):
     """100k votes, 12 models, per-group offsets planted (simulator defaults)."""
-    return simulated_votes(tmp_path_factory.mktemp("planted"), votes=100_000, models=12, voters=1000, seed=1)
+    return planted_arena
 
 
 @pytest.fixture(scope="module")

@@ -30,9 +30,9 @@ WINNERS = ["model_a", "model_b", "tie", "tie_bothbad"]
 
 
 @pytest.fixture(scope="module")
-def biased(tmp_path_factory):
+def biased(planted_arena):
     """100k simulated votes, 12 models, 1000 voters of all planted types."""
-    return simulated_votes(tmp_path_factory.mktemp("biased"), votes=100_000, models=12, voters=1000, seed=1)
+    return planted_arena
 
 
 @pytest.fixture(scope="module")

@@ -24,10 +24,10 @@ import pandas as pd
 from scipy.special import expit
 
 from ..ratings import fit_pairwise
-from ..scores import wilson_interval
 from ..weaknesses.profiles import bh_adjust
 from .frame import MODEL_A, MODEL_B, AuditVotes
 from .result import EXAMPLE_IDS, Finding, not_applicable
+from .tables import share_headline
 
 AUDIT = "concentrated_voters"
 TITLE = "Voters concentrated on one model"
@@ -210,8 +210,10 @@ def concentrated_voters(
 
     n_elig = int(eligible.sum())
     n_flag = int(flagged.sum())
-    lower, upper = wilson_interval(np.array([n_flag]), np.array([n_elig]))
-    share = n_flag / n_elig if n_elig else float("nan")
+    headline = share_headline(
+        "share of voters concentrated on one model", n_flag, n_elig, float(np.nanmin(q)) if n_elig else None
+    )
+    share, lower, upper = headline["estimate"], headline["lower"], headline["upper"]
     rule = f"BH q <= {alpha}" if fdr else f"p <= {alpha}"
     if n_elig:
         top = table[table["flagged"]].head(3)
@@ -222,20 +224,11 @@ def concentrated_voters(
         )
         summary = (
             f"{n_flag} of {n_elig} voters with at least {min_votes} votes ({100 * share:.1f}%, 95% CI "
-            f"{100 * lower[0]:.1f}-{100 * upper[0]:.1f}%) favour one model beyond what the ratings "
+            f"{100 * lower:.1f}-{100 * upper:.1f}%) favour one model beyond what the ratings "
             f"predict ({rule})." + (f" Strongest: {strongest}." if strongest else "")
         )
     else:
         summary = f"No voter has at least {min_votes} votes, so none can be tested."
-    headline = {
-        "label": "share of voters concentrated on one model",
-        "estimate": share,
-        "lower": float(lower[0]),
-        "upper": float(upper[0]),
-        "p_value": float(np.nanmin(q)) if n_elig else None,
-        "n": n_elig,
-        "unit": "share of voters",
-    }
     plot = {
         "table": "voters",
         "kind": "scatter",

@@ -35,12 +35,13 @@ import time
 
 import numpy as np
 import pandas as pd
-from scipy import sparse, stats
+from scipy import stats
 
 from .. import ratings
-from ..scores import ancestor_matrix, fitted_models
+from ..scores import fitted_models
 from ..weaknesses.profiles import bh_adjust
-from .frame import TIE, AuditVotes
+from .cells import NodeVotes, cells_of, node_counts, subset_cells, vote_cells
+from .frame import AuditVotes
 from .result import EXAMPLE_IDS, Finding, not_applicable
 
 AUDIT = "inversions"
@@ -56,79 +57,6 @@ ROBUST_SE = 2.0  # the 16-84 % range of a normal is 2 standard errors
 MAXT_DRAWS = 10_000  # normal draws for the max-T adjustment (p-values resolve down to ~1e-4) ...
 MAXT_FIRST = 1_000  # ... after a first batch of this many, which suffices when the smallest p is
 MAXT_STOP = 0.2  # above this
-
-
-# --------------------------------------------------------------------------- shared cell helpers
-
-
-def vote_cells(v: AuditVotes) -> tuple[np.ndarray, np.ndarray]:
-    """Global (ordered pair, outcome) cells of the votes.
-
-    Returns ``pairs`` (U, 2) int: the (model_a, model_b) index pairs that occur, sorted; and
-    ``category`` (n_votes,) int: each vote's cell ``3 * pair + outcome`` with outcome 0 = model_a
-    won, 1 = model_b won, 2 = tie of either kind.
-    """
-    n = len(v.models)
-    code = v.a.astype(np.int64) * n + v.b
-    pair_codes, pair = np.unique(code, return_inverse=True)
-    pairs = np.column_stack([pair_codes // n, pair_codes % n])
-    outcome = np.minimum(v.outcome.astype(np.int64), TIE)
-    return pairs, pair.astype(np.int64) * 3 + outcome
-
-
-def cells_of(pairs: np.ndarray, counts: np.ndarray) -> ratings.Cells:
-    """:class:`pipelines.ratings.Cells` over the global model indices from ``counts`` (U, 3),
-    keeping only the pairs with a vote."""
-    keep = np.flatnonzero(counts.sum(axis=1) > 0)
-    c = counts[keep]
-    return ratings.Cells(pairs[keep, 0], pairs[keep, 1], c[:, 0], c[:, 1], c[:, 2])
-
-
-def subset_cells(cells: ratings.Cells, keep: np.ndarray) -> ratings.Cells:
-    """Cells among the models ``keep`` (sorted global indices), re-indexed into ``keep``."""
-    mask = np.isin(cells.a, keep) & np.isin(cells.b, keep)
-    return ratings.Cells(
-        np.searchsorted(keep, cells.a[mask]),
-        np.searchsorted(keep, cells.b[mask]),
-        cells.wins_a[mask],
-        cells.wins_b[mask],
-        cells.ties[mask],
-    )
-
-
-def node_counts(v: AuditVotes, rows: np.ndarray, category: np.ndarray, n_pairs: int) -> np.ndarray:
-    """Outcome counts per node and global cell, dense (len(rows), n_pairs, 3).
-
-    ``rows``: node rows of ``v.nodes`` (not the root; votes outside the tree count in the root
-    only, so they are left out here). Aggregates each vote once into its leaf, then sums leaves
-    up the tree (no (nodes x votes) matrix)."""
-    n_nodes = len(v.nodes)
-    inside = v.member_row >= 0
-    leaf = sparse.csr_matrix(
-        (np.ones(int(inside.sum())), (v.member_row[inside], category[inside])), shape=(n_nodes, n_pairs * 3)
-    )
-    anc = ancestor_matrix(v.nodes["parent_row"].to_numpy())
-    return np.asarray((anc[rows] @ leaf).todense()).reshape(len(rows), n_pairs, 3)
-
-
-class NodeVotes:
-    """Which votes lie in a node's subtree, without a (nodes x votes) matrix: votes sorted once by
-    leaf row, a node's votes are the runs of its subtree's rows."""
-
-    def __init__(self, v: AuditVotes) -> None:
-        self.n = v.n
-        self.order = np.argsort(v.member_row, kind="stable")
-        self.bounds = np.searchsorted(v.member_row[self.order], np.arange(len(v.nodes) + 1))
-        self.anc = ancestor_matrix(v.nodes["parent_row"].to_numpy()) if len(v.nodes) else None
-
-    def __call__(self, row: int) -> np.ndarray:
-        """Indices (sorted, int) of the votes in the subtree of node row ``row``; the root (row 0)
-        has every vote, including those outside the tree."""
-        if row == 0 or self.anc is None:
-            return np.arange(self.n)
-        desc = self.anc.getrow(row).indices
-        parts = [self.order[self.bounds[d] : self.bounds[d + 1]] for d in desc]
-        return np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
 
 
 def global_fit(v: AuditVotes, pairs: np.ndarray, category: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

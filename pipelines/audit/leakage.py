@@ -17,8 +17,7 @@ from scipy import stats
 
 from ..scores import wilson_interval
 from ..weaknesses.profiles import bh_adjust
-from .frame import BOTHBAD, MODEL_A, MODEL_B, TIE, AuditVotes
-from .position import (
+from .covariates import (
     baseline_logits,
     batched_fit,
     covariate_fit,
@@ -26,6 +25,7 @@ from .position import (
     numeric_pair,
     style_covariates,
 )
+from .frame import BOTHBAD, MODEL_A, MODEL_B, TIE, AuditVotes
 from .result import EXAMPLE_IDS, Finding, not_applicable
 
 AUDIT = "identity_leakage"

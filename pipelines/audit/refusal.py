@@ -16,20 +16,17 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .frame import MODEL_A, MODEL_B, AuditVotes
-from .position import (
-    attach_ids,
+from .covariates import (
     batched_fit,
     covariate_fit,
     flag_difference,
-    flags,
     group_counts,
-    node_membership,
-    ranked_examples,
     style_covariates,
     voter_score_test,
 )
+from .frame import MODEL_A, MODEL_B, AuditVotes
 from .result import Finding, not_applicable
+from .tables import attach_ids, flags, node_membership, ranked_examples
 
 AUDIT = "refusal"
 TITLE = "Refusal handling: are refusals punished beyond model strength?"

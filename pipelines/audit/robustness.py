@@ -35,8 +35,8 @@ import pandas as pd
 
 from .. import ratings
 from ..scores import ancestor_matrix
+from .cells import NodeVotes, node_counts, vote_cells
 from .frame import OUTCOMES, AuditVotes
-from .inversions import NodeVotes, node_counts, vote_cells
 from .result import EXAMPLE_IDS, Finding, not_applicable
 
 AUDIT = "robustness"

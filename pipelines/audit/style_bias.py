@@ -25,18 +25,10 @@ from scipy import stats
 
 from ..ratings import ROUND_TOL
 from ..style_control import STYLE_FEATURES, style_control, style_differences
+from .covariates import batched_fit, flag_difference, numeric_pair, outcome_counts, voter_score_test
 from .frame import MODEL_A, MODEL_B, AuditVotes
-from .position import (
-    attach_ids,
-    batched_fit,
-    flag_difference,
-    flags,
-    numeric_pair,
-    outcome_counts,
-    ranked_examples,
-    voter_score_test,
-)
 from .result import Finding, not_applicable
+from .tables import attach_ids, flags, ranked_examples
 
 AUDIT = "style"
 TITLE = "Style preference: length and markdown beyond model strength"

@@ -18,8 +18,8 @@ from scipy import stats
 
 from ..scores import wilson_interval
 from .frame import BOTHBAD, TIE, AuditVotes
-from .position import attach_ids, flags, node_membership, ranked_examples
 from .result import Finding, not_applicable
+from .tables import attach_ids, flags, node_membership, ranked_examples
 
 AUDIT = "ties"
 TITLE = "Ties and 'both bad': voters who decline to choose"
