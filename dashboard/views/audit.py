@@ -64,6 +64,7 @@ st.caption(
     f"{result.votes:,} votes by {result.voters:,} judges on {result.models} models"
     + (f" · filters: {active}" if active else "")
     + f" · computed in {result.seconds.get('total', 0):.1f} s"
+    + (f" · stored run {result.run_id}" if result.run_id else "")
 )
 
 sections = [f for f in result.findings if f.applicable]
