@@ -32,8 +32,14 @@ AUDIT_KEYS = (
 )
 
 
+PRETTY_JSON_BYTES = 1_000_000  # larger documents print compact: indenting uses Python's slow encoder
+
+
 def _print_json(obj) -> None:
-    json.dump(obj, sys.stdout, indent=2, default=str)
+    text = json.dumps(obj, default=str)
+    if len(text) < PRETTY_JSON_BYTES:
+        text = json.dumps(obj, indent=2, default=str)
+    sys.stdout.write(text)
     sys.stdout.write("\n")
 
 
