@@ -1,0 +1,153 @@
+"""Dashboard benchmark in real Chromium: how long each page takes to render, and the server's memory.
+
+Starts ``streamlit run dashboard/app.py`` on a database (default: the 1M-vote simulated arena that
+``bench/bench_audit.py --keep /tmp/bench_audit`` builds, dataset ``sim``) and drives Debian's
+Chromium with Playwright. For each page it loads the page once (the first load computes and fills
+the caches) and then ``--repeats`` more times, each a fresh navigation; a load ends when the page's
+script run has finished (the app root's ``data-test-script-state``) with the page's heading shown.
+Prints per page the first load and the median / max of the later loads (target: under 2 s after the
+first load) and, at the end, the server process tree's peak resident memory (target: under 2 GB;
+sampled with psutil every 100 ms). As a peer measured in the same run it times a bare Chromium load
+of Streamlit's health endpoint. No assertions.
+
+Usage: ``python bench/bench_pages.py [--db PATH] [--dataset sim] [--repeats 3] [--pages a,b]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--no-first-run",
+]
+# url path -> heading that shows the page is there
+PAGES = {
+    "overview": "arenatree",
+    "leaderboard": "Leaderboard",
+    "tree": "Capability tree",
+    "weaknesses": "Weaknesses",
+    "audit": "Voter audit",
+}
+TARGET_SECONDS = 2.0
+TARGET_MB = 2048
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PeakRSS(threading.Thread):
+    """Samples the resident memory of a process and its children every 100 ms; ``peak_mb``."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.proc = psutil.Process(pid)
+        self.peak_mb = 0.0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                procs = [self.proc, *self.proc.children(recursive=True)]
+                rss = sum(p.memory_info().rss for p in procs) / 2**20
+                self.peak_mb = max(self.peak_mb, rss)
+            except psutil.Error:
+                pass
+            time.sleep(0.1)
+
+
+def load(page, url: str, heading: str, timeout: float = 600.0) -> float:
+    """Seconds from navigating to ``url`` until Streamlit's script run has finished (the app root's
+    ``data-test-script-state`` goes from 'initial' through 'running' to 'notRunning') with
+    ``heading`` on the page."""
+    start = time.perf_counter()
+    page.goto(url)
+    page.wait_for_selector(
+        '[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout * 1000
+    )
+    page.get_by_role("heading", name=heading).first.wait_for(timeout=timeout * 1000)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--db", default="/tmp/bench_audit/arenatree.duckdb")
+    ap.add_argument("--dataset", default="sim")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--pages", default=",".join(PAGES))
+    args = ap.parse_args()
+    if not Path(args.db).exists():
+        raise SystemExit(
+            f"{args.db}: no database; run python bench/bench_audit.py --keep /tmp/bench_audit first"
+        )
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = dict(os.environ, ARENATREE_DB=str(args.db))
+    cmd = [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port", str(port),
+           "--server.address", "127.0.0.1", "--server.headless", "true",
+           "--server.fileWatcherType", "none"]  # fmt: skip
+    server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rss = PeakRSS(server.pid)
+    rss.start()
+    try:
+        for _ in range(600):
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.read() == b"ok":
+                        break
+            except OSError:
+                time.sleep(0.2)
+        rows = []
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_context(viewport={"width": 1600, "height": 1000}).new_page()
+            t0 = time.perf_counter()
+            page.goto(f"{url}/_stcore/health")
+            peer = time.perf_counter() - t0
+            for name in args.pages.split(","):
+                times = []
+                for _ in range(1 + args.repeats):
+                    times.append(load(page, f"{url}/{name}?dataset={args.dataset}", PAGES[name]))
+                later = times[1:] or times
+                rows.append((name, times[0], statistics.median(later), max(later)))
+                print(f"  {name:<12} first {times[0]:7.2f} s, later median {rows[-1][2]:5.2f} s, "
+                      f"max {rows[-1][3]:5.2f} s", flush=True)  # fmt: skip
+            browser.close()
+    finally:
+        rss.stop.set()
+        server.terminate()
+        server.wait(timeout=30)
+    print(f"\npages of {args.dataset!r} in {args.db} ({args.repeats} loads after the first):")
+    for name, first, med, worst in rows:
+        verdict = "meets" if worst < TARGET_SECONDS else "MISSES"
+        print(f"  {name:<12} first load {first:7.2f} s, then median {med:5.2f} s, max {worst:5.2f} s "
+              f"({verdict} the {TARGET_SECONDS:.0f} s target)")  # fmt: skip
+    verdict = "meets" if rss.peak_mb < TARGET_MB else "MISSES"
+    print(f"  server peak resident memory {rss.peak_mb:,.0f} MB ({verdict} the {TARGET_MB:,} MB target)")
+    print(f"  peer: Chromium loading the server's health endpoint {peer:.3f} s")
+
+
+if __name__ == "__main__":
+    main()
