@@ -55,6 +55,9 @@ PAGES: dict[str, list[st.Page]] = {
             url_path="audit",
         ),
     ],
+    "Share": [
+        st.Page("views/reports.py", title="Reports", icon=":material/description:", url_path="reports"),
+    ],
 }
 
 page = st.navigation(PAGES)

@@ -22,7 +22,7 @@ import pandas as pd
 import streamlit as st
 
 from pipelines import battles as battles_io
-from pipelines import leaderboards, queries, ratings, scores, store, style_control, weaknesses
+from pipelines import leaderboards, queries, ratings, scores, slices, store, style_control, weaknesses
 from pipelines.audit import frame as audit_frame
 from pipelines.audit import run as audit_run
 from pipelines.audit import stored as audit_stored
@@ -299,7 +299,7 @@ def _leaderboard(
     db: str, version: Version, dataset: str, filters: tuple, tree_id: str | None, node: int, params: tuple
 ) -> dict[str, Any]:
     votes = _battles(db, version, dataset, filters, tree_id, node)
-    table = ratings.leaderboard(votes, **dict(params))
+    table = slices.spread_leaderboard(votes, **dict(params))
     return {"table": table, **table.attrs}
 
 
@@ -315,8 +315,9 @@ def leaderboard(
     level: float = 0.95,
 ) -> dict[str, Any]:
     """The rating leaderboard of the votes :func:`battles` selects: ``table`` (model, rating,
-    lower, upper, rank_ub, battles; best first, see :func:`pipelines.ratings.leaderboard`), and
-    for Rao–Kupper ``theta`` with its ``theta_interval``."""
+    lower, upper, rank_ub, battles; best first, see :func:`pipelines.ratings.leaderboard`; plus
+    rank_low, rank_high, p_top from the same bootstrap rounds, :func:`pipelines.slices.rank_spread`),
+    and for Rao–Kupper ``theta`` with its ``theta_interval``."""
     params = (("method", method), ("rounds", int(rounds)), ("seed", int(seed)), ("level", float(level)))
     return _leaderboard(
         str(db_path()), snapshot_version(), dataset, _key(filters), tree_id, int(node), params
@@ -676,3 +677,219 @@ def audit_evidence(dataset: str, battle_ids: list[str]) -> pd.DataFrame:
     """The votes ``battle_ids`` for reading: judge, models, winner, prompt and both responses (raw
     text; show it through st.dataframe / st.text only), in the given order."""
     return _audit_evidence(str(db_path()), snapshot_version(), dataset, tuple(str(i) for i in battle_ids))
+
+
+# --- slice weighting and rank spread ---------------------------------------------------------------
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _slices(db: str, version: Version, tree_id: str, node: int) -> pd.DataFrame:
+    with store.reader(db) as con:
+        return slices.slice_of_prompt(con, tree_id, node)
+
+
+def node_slices(
+    dataset: str, filters: FilterArgs, tree_id: str, node: int = ROOT
+) -> tuple[pd.DataFrame, slices.SliceCells]:
+    """The slices of ``node`` (its children; the tree's top-level nodes at the root) with the votes
+    :func:`battles` selects under each: a frame (node_id, keywords, description, size, votes,
+    share, thin; biggest first) and the (slice, pair, outcome) counts
+    (:func:`pipelines.slices.slice_cells`) in the frame's order. Never modify them."""
+    return _node_slices(str(db_path()), snapshot_version(), dataset, _key(filters), tree_id, int(node))
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _node_slices(
+    db: str, version: Version, dataset: str, filters: tuple, tree_id: str, node: int
+) -> tuple[pd.DataFrame, slices.SliceCells]:
+    kids = children(_tree_nodes(db, version, tree_id), node)
+    membership = _slices(db, version, tree_id, node)
+    votes = _battles(db, version, dataset, filters, tree_id, node)
+    slice_of = pd.Series(membership["slice"].to_numpy(), index=membership["prompt_id"].to_numpy())
+    cells = slices.slice_cells(votes, slice_of, kids["node_id"].tolist())
+    frame = kids[["node_id", "keywords", "description", "size"]].assign(votes=cells.votes)
+    total = max(int(frame["votes"].sum()), 1)
+    frame["share"] = frame["votes"] / total
+    frame["thin"] = frame["votes"] < slices.THIN_VOTES
+    order = frame.sort_values(["votes", "node_id"], ascending=[False, True]).index.to_numpy()
+    frame = frame.loc[order].reset_index(drop=True)
+    cells = cells._replace(slices=frame["node_id"].tolist(), counts=cells.counts[order])
+    return frame, cells
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _weighted(
+    db: str,
+    version: Version,
+    dataset: str,
+    filters: tuple,
+    tree_id: str,
+    node: int,
+    weights: tuple,
+    rounds: int,
+    seed: int,
+    level: float,
+) -> pd.DataFrame:
+    frame, cells = _node_slices(db, version, dataset, filters, tree_id, node)
+    w = dict(weights)
+    board = slices.weighted_leaderboard(cells, [w.get(i, 0.0) for i in cells.slices], rounds, seed, level)
+    table = slices.rank_changes(board.table, slices.weighted_ratings(cells, cells.votes))
+    table.attrs["vote_weights"] = dict(zip(cells.slices, board.vote_weights.tolist(), strict=True))
+    return table
+
+
+def weighted_leaderboard(
+    dataset: str,
+    filters: FilterArgs,
+    tree_id: str,
+    node: int,
+    weights: dict[int, float],
+    *,
+    rounds: int = 100,
+    seed: int = 0,
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """The slice-weighted Bradley–Terry leaderboard of :func:`node_slices` under ``weights``
+    (slice node id -> weight, any scale; missing slices weigh 0), with stratified bootstrap
+    intervals (:func:`pipelines.slices.weighted_leaderboard`): rank (position), model, rating,
+    lower, upper, rank_ub, battles, rank_low, rank_high, p_top, rank_before (position unweighted,
+    on the same votes) and rank_change (+ = moves up). ``attrs['vote_weights']``: slice -> weight of
+    each of its votes. Raises ValueError when no slice with votes has a positive weight."""
+    key = tuple(sorted((int(k), float(v)) for k, v in weights.items()))
+    return _weighted(
+        str(db_path()), snapshot_version(), dataset, _key(filters), tree_id, int(node), key,
+        int(rounds), int(seed), float(level),
+    )  # fmt: skip
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _model_record(
+    db: str, version: Version, dataset: str, filters: tuple, tree_id: str | None, node: int, model: str
+) -> pd.DataFrame:
+    return slices.model_record(_battles(db, version, dataset, filters, tree_id, node), model)
+
+
+def model_record(
+    dataset: str, filters: FilterArgs, tree_id: str | None, node: int, model: str
+) -> pd.DataFrame:
+    """``model``'s record against each opponent in the votes :func:`battles` selects
+    (:func:`pipelines.slices.model_record`: opponent, battles, wins, losses, ties, win_rate,
+    win_lower, win_upper; most battles first)."""
+    return _model_record(
+        str(db_path()), snapshot_version(), dataset, _key(filters), tree_id, int(node), model
+    )
+
+
+PAIR_BATTLES_SHOWN = 200  # votes of one pair shown on the Leaderboard page (the latest)
+
+
+def pair_battles(
+    dataset: str,
+    filters: FilterArgs,
+    tree_id: str | None,
+    node: int,
+    model: str,
+    opponent: str,
+    limit: int = PAIR_BATTLES_SHOWN,
+) -> tuple[pd.DataFrame, int]:
+    """The latest ``limit`` votes between ``model`` and ``opponent`` among those :func:`battles`
+    selects, newest first, for reading (:func:`audit_evidence`: battle_id, judge, judge_kind,
+    model_a, model_b, winner, prompt, response_a, response_b; raw text), plus ``outcome`` ('won',
+    'lost', 'tie' for ``model``); and how many votes the pair has in all."""
+    votes = battles(dataset, filters, tree_id, node)
+    ids = slices.pair_battle_ids(votes, model, opponent)
+    shown = audit_evidence(dataset, ids[::-1][:limit])
+    won = np.where(shown["model_a"] == model, "model_a", "model_b")
+    lost = np.where(shown["model_a"] == model, "model_b", "model_a")
+    outcome = np.select([shown["winner"] == won, shown["winner"] == lost], ["won", "lost"], "tie")
+    return shown.assign(outcome=outcome), len(ids)
+
+
+# --- reports --------------------------------------------------------------------------------------
+# Built reports are cached by hand (as audits are): building reports progress to a bar the page owns.
+# The rendered files are cached with them, so a download button's deferred callable (run outside the
+# script, when clicked) renders a format once.
+_REPORTS: OrderedDict[tuple, Any] = OrderedDict()
+_REPORT_FILES: OrderedDict[tuple, bytes] = OrderedDict()
+_REPORTS_LOCK = threading.Lock()
+REPORT_CACHE_SIZE = 4
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _report_models(db: str, version: Version, dataset: str) -> list[str]:
+    sql = """
+        SELECT model FROM (
+            SELECT model_a AS model FROM battles WHERE dataset = ?
+            UNION SELECT model_b FROM battles WHERE dataset = ?
+            UNION SELECT model FROM results WHERE dataset = ?
+        ) ORDER BY model
+    """
+    with store.reader(db) as con:
+        return [r[0] for r in con.execute(sql, [dataset, dataset, dataset]).fetchall()]
+
+
+def report_models(dataset: str) -> list[str]:
+    """Every model with votes or results in ``dataset``, sorted by name."""
+    return _report_models(str(db_path()), snapshot_version(), dataset)
+
+
+def report_key(
+    dataset: str,
+    filters: FilterArgs,
+    tree_id: str | None,
+    node: int,
+    models: tuple[str, ...],
+    sections: tuple[str, ...],
+) -> tuple:
+    """The cache key of a report: the snapshot and every choice that shapes it."""
+    return (str(db_path()), snapshot_version(), dataset, _key(filters), tree_id, int(node), models, sections)
+
+
+def cached_report(key: tuple) -> Any:
+    """The report built under ``key`` (:func:`report_key`) in this server process, or None."""
+    with _REPORTS_LOCK:
+        return _REPORTS.get(key)
+
+
+def report(key: tuple, on_progress: Callable[[str, float], None] | None = None) -> Any:
+    """The :class:`pipelines.report.Report` of ``key`` (:func:`report_key`): built once per server
+    process (the last :data:`REPORT_CACHE_SIZE` kept), from the read snapshot; ``node`` ROOT means
+    the whole dataset. ``on_progress(section, fraction)`` is called while building. Raises
+    ArenatreeError for choices the pipelines refuse. Never modify the result."""
+    from pipelines.report import ReportRequest, build_report
+
+    found = cached_report(key)
+    if found is not None:
+        return found
+    db, _, dataset, filters, tree_id, node, models, sections = key
+    request = ReportRequest(
+        dataset,
+        sections=sections,
+        node=None if node == ROOT or tree_id is None else node,
+        tree_id=tree_id,
+        models=models,
+        filters=battles_io.Filters(**dict(filters)),
+    )
+    with store.reader(db) as con:
+        built = build_report(con, request, progress=on_progress)
+    with _REPORTS_LOCK:
+        _REPORTS[key] = built
+        while len(_REPORTS) > REPORT_CACHE_SIZE:
+            _REPORTS.popitem(last=False)
+    return built
+
+
+def report_file(key: tuple, fmt: str) -> bytes:
+    """The report of ``key`` rendered as ``fmt`` ('html', 'pdf', 'md' = zip with figures, 'csv' /
+    'parquet' = zip of every table), rendered once. The report must have been built (:func:`report`)."""
+    from pipelines.report.export import report_bytes
+
+    with _REPORTS_LOCK:
+        if (key, fmt) in _REPORT_FILES:
+            return _REPORT_FILES[(key, fmt)]
+    content = report_bytes(report(key), fmt)
+    with _REPORTS_LOCK:
+        _REPORT_FILES[(key, fmt)] = content
+        while len(_REPORT_FILES) > 5 * REPORT_CACHE_SIZE:
+            _REPORT_FILES.popitem(last=False)
+    return content

@@ -21,6 +21,7 @@ from streamlit.delta_generator import DeltaGenerator
 
 from dashboard import data
 from pipelines.errors import ArenatreeError
+from pipelines.report.tables import csv_bytes  # the one formula-safe CSV writer (reports use it too)
 
 T = TypeVar("T", str, int)
 
@@ -683,26 +684,6 @@ def active_filters(filters: dict[str, Any]) -> str:
 
 # --- tables, charts and exports -------------------------------------------------------------------
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def neutralise_cell(value: Any) -> Any:
-    """A text cell that a spreadsheet would run as a formula (starts with = + - @, tab or CR) gets a
-    leading apostrophe; other values pass unchanged."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
-
-
-def csv_bytes(df: pd.DataFrame) -> bytes:
-    """``df`` as UTF-8 CSV with formula-looking text cells (and headers) neutralised."""
-    safe = df.copy()
-    safe.columns = [neutralise_cell(str(c)) for c in safe.columns]
-    for col in safe.columns:
-        if safe[col].dtype == object or pd.api.types.is_string_dtype(safe[col]):
-            safe[col] = safe[col].map(neutralise_cell)
-    return safe.to_csv(index=False).encode("utf-8")
-
 
 def download_csv(df: pd.DataFrame, name: str, label: str = "CSV", key: str | None = None) -> None:
     """A download button for ``df`` as a (formula-safe) CSV file called ``name``."""
@@ -1280,3 +1261,73 @@ def audit_evidence(dataset: str, row: pd.DataFrame, key: str) -> None:
     st.caption(f"{len(votes):,} votes behind this row ({what}), most telling first.")
     st.dataframe(votes, hide_index=True, column_config=AUDIT_EVIDENCE_COLUMNS, key=f"{key}-evidence")
     download_csv(votes, f"audit-evidence-{slug(key)}.csv", "Evidence CSV", key=f"{key}-evidence-csv")
+
+
+# --- leaderboard hub ------------------------------------------------------------------------------
+
+HUB_COLUMN_CONFIG = {
+    **LEADERBOARD_COLUMN_CONFIG,
+    "rank": _COUNT("Rank", help="position by rating (1 = best)", width="small"),
+    "rank_low": _COUNT("Rank from", help="2.5% of the model's rank over the bootstrap rounds", width="small"),
+    "rank_high": _COUNT("Rank to", help="97.5% of the model's rank over the bootstrap rounds", width="small"),
+    "rank_range": st.column_config.TextColumn(
+        "Rank range", help="95% range of the model's rank over the bootstrap rounds (2.5% to 97.5%)"
+    ),
+    "p_top": _RATING(
+        "P(#1)", format="percent", help="share of bootstrap rounds where the model rates highest"
+    ),
+    "rank_before": _COUNT(
+        "Rank as voted", help="position without slice weighting, same votes", width="small"
+    ),
+    "rank_change": _COUNT("Rank change", help="rank as voted minus weighted rank: + = moves up"),
+}
+RECORD_COLUMN_CONFIG = {
+    "opponent": st.column_config.TextColumn("Opponent"),
+    "battles": _COUNT("Battles", format="localized"),
+    "wins": _COUNT("Wins", format="localized"),
+    "losses": _COUNT("Losses", format="localized"),
+    "ties": _COUNT("Ties", format="localized"),
+    "win_rate": _RATING("Win rate", format="percent", help="wins plus half the ties, per battle"),
+    "win_lower": _RATING("Lower", format="percent", help="95% Wilson interval"),
+    "win_upper": _RATING("Upper", format="percent"),
+}
+PAIR_BATTLE_COLUMNS = {
+    **AUDIT_EVIDENCE_COLUMNS,
+    "model_a": st.column_config.TextColumn("Model A (left)"),
+    "model_b": st.column_config.TextColumn("Model B (right)"),
+    "outcome": st.column_config.TextColumn("Outcome", help="for the chosen model"),
+}
+_MOVED = {1: "background-color: rgba(31, 122, 92, 0.18)", -1: "background-color: rgba(200, 60, 40, 0.18)"}
+
+
+def rank_change_style(table: pd.DataFrame) -> Any:
+    """``table`` as a pandas Styler whose rows are tinted where ``rank_change`` is non-zero: green
+    for a model that moves up, red for one that moves down (the data is unchanged)."""
+
+    def tint(row: pd.Series) -> list[str]:
+        change = row.get("rank_change")
+        colour = "" if pd.isna(change) or change == 0 else _MOVED[1 if change > 0 else -1]
+        return [colour] * len(row)
+
+    return table.style.apply(tint, axis=1)
+
+
+def download_csv_deferred(df: pd.DataFrame, name: str, label: str = "CSV", key: str | None = None) -> None:
+    """:func:`download_csv` whose (formula-safe) CSV is written only when the button is clicked:
+    for big frames (a million votes take ~8 s to write), so a rerun never pays for it."""
+    st.download_button(
+        label,
+        lambda: csv_bytes(df),
+        file_name=name,
+        mime="text/csv",
+        icon=":material/download:",
+        key=key or f"csv-{name}",
+        on_click="ignore",
+    )
+
+
+def with_rank_range(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` plus ``rank_range``, its rank_low / rank_high as one text cell ('3', '1–6') for
+    display (the numeric columns stay, for sorting and CSV)."""
+    low, high = table["rank_low"].astype(int).astype(str), table["rank_high"].astype(int).astype(str)
+    return table.assign(rank_range=low.where(low == high, low + "–" + high))

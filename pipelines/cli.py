@@ -606,6 +606,43 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .report import ReportRequest, build_report, format_for, write_report
+    from .store import reader
+
+    out = Path(args.out)
+    fmt = format_for(out, args.format)  # bad extension: one line, before any work
+
+    def split(text: str | None) -> tuple[str, ...]:
+        return tuple(x.strip() for x in (text or "").split(",") if x.strip())
+
+    def progress(key: str, _: float) -> None:
+        if key != "done":
+            _log(f"report: {key}")
+
+    request = ReportRequest(
+        args.dataset,
+        **({"sections": split(args.sections)} if args.sections else {}),
+        node=args.node,
+        tree_id=args.tree,
+        models=split(args.models),
+        filters=_filters(args),
+        rounds=args.bootstrap,
+        seed=args.seed,
+    )
+    with reader(args.db) as con:
+        report = build_report(con, request, progress=progress)
+    paths = write_report(report, out, fmt)
+    _log(f"wrote {fmt} report of {args.dataset} to {out} ({len(paths)} file(s))")
+    if args.json:
+        _print_json(
+            {"format": fmt, "out": str(out), "files": [str(p) for p in paths], "params": report.params}
+        )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="arenatree", description=__doc__.splitlines()[0])
     p.add_argument("--db", help="database file (default: $ARENATREE_DB or data/arenatree.duckdb)")
@@ -739,6 +776,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_filter_arguments(s)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_audit)
+
+    s = sub.add_parser("report", help="export a report: HTML, Markdown, PDF, or every table as CSV / Parquet")
+    s.add_argument("--dataset", required=True)
+    s.add_argument(
+        "--out", required=True, metavar="FILE", help="output file (.html .md .pdf) or folder / .zip"
+    )
+    s.add_argument("--format", choices=["html", "md", "pdf", "csv", "parquet"], help="default: from --out")
+    s.add_argument("--node", type=int, help="scope leaderboards and weaknesses to this node of the tree")
+    s.add_argument("--tree", help="tree id (default: the dataset's newest)")
+    s.add_argument("--models", metavar="M1,M2", help="weakness profiles of these models (default: top 2)")
+    s.add_argument(
+        "--sections",
+        metavar="KEYS",
+        help="comma-separated (default all): provenance,leaderboard,style,tree,weaknesses,audit,methods",
+    )
+    s.add_argument("--bootstrap", type=int, default=100, metavar="R", help="bootstrap rounds (default 100)")
+    s.add_argument("--seed", type=int, default=0)
+    _add_filter_arguments(s)
+    s.add_argument("--json", action="store_true", help="print what was written")
+    s.set_defaults(func=cmd_report)
 
     s = sub.add_parser("simulate", help="write a simulated arena (Chatbot Arena format) with its known truth")
     s.add_argument("--out", required=True, metavar="DIR", help="folder for the votes and truth.json")

@@ -381,3 +381,44 @@ def test_voter_audit_page_in_chromium(arena_server: str, browser: Browser) -> No
         assert errors == [], f"JavaScript errors on the page: {errors}"
     finally:
         context.close()
+
+
+def test_reports_page_downloads_every_format_in_chromium(arena_server: str, browser: Browser) -> None:
+    """Reports: build the arena's report, download each format through the browser and open it."""
+    import io
+    import zipfile
+
+    from pypdf import PdfReader
+
+    context = browser.new_context(viewport={"width": 1600, "height": 1400}, accept_downloads=True)
+    page = context.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    try:
+        page.goto(f"{arena_server}/?dataset=arena")
+        page.get_by_test_id("stSidebarNav").get_by_role("link", name="Reports").click(timeout=30_000)
+        expect(page.get_by_role("heading", name="Reports")).to_be_visible(timeout=30_000)
+        page.get_by_role("button", name="Build report").click()
+        expect(page.get_by_text("Report ready", exact=False)).to_be_visible(timeout=180_000)
+        got: dict[str, bytes] = {}
+        for label in ("HTML", "Markdown (zip)", "PDF", "CSV tables (zip)", "Parquet tables (zip)"):
+            with page.expect_download(timeout=180_000) as download:
+                page.get_by_role("button", name=label, exact=True).click()
+            got[label] = Path(download.value.path()).read_bytes()
+        html = got["HTML"].decode()
+        assert "<script>alert" not in html and "&lt;script&gt;" in html  # the evil prompts, escaped
+        assert "Plotly.newPlot" in html and 'src="http' not in html
+        with zipfile.ZipFile(io.BytesIO(got["Markdown (zip)"])) as md:
+            names = md.namelist()
+            assert any(n.endswith(".md") for n in names) and any(n.endswith(".svg") for n in names)
+        pdf = PdfReader(io.BytesIO(got["PDF"]))
+        assert got["PDF"].startswith(b"%PDF") and len(pdf.pages) >= 1
+        assert "alpha" in "".join(p.extract_text() for p in pdf.pages)
+        for label, ext in (("CSV tables (zip)", ".csv"), ("Parquet tables (zip)", ".parquet")):
+            with zipfile.ZipFile(io.BytesIO(got[label])) as z:
+                assert z.namelist() and all(n.endswith(ext) for n in z.namelist())
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "reports.png"), full_page=True)
+        assert dialogs == []
+    finally:
+        context.close()

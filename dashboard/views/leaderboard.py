@@ -1,18 +1,27 @@
 """Leaderboard: ratings with bootstrap intervals, for the whole dataset or inside one capability node.
 
-Pairwise votes get a Bradley–Terry (or Rao–Kupper) leaderboard with style control, head-to-head
-heatmaps and online Elo; per-instance results get accuracy with Clopper–Pearson intervals.
+Pairwise votes get a Bradley–Terry (or Rao–Kupper) leaderboard with each model's rank range and
+P(#1), slice weighting (the children of the node weighted by the analyst, re-ranked with stratified
+bootstrap intervals), style control, head-to-head heatmaps, a drill-down (model -> its record
+against each opponent -> the battles of one pair) and online Elo; per-instance results get accuracy
+with Clopper–Pearson intervals. The view (dataset, tree, node, filters, model, opponent and the
+weights as ``?w=node:weight,...``) is kept in the URL.
 """
 
 from __future__ import annotations
 
+from functools import partial
+
 import streamlit as st
 
 from dashboard import data, widgets
+from pipelines import slices
 from pipelines.errors import ArenatreeError
 
 ROUNDS = [50, 100, 200, 500, 1000]  # bootstrap rounds offered
 HEATMAP_MODELS = 20  # models in the heatmaps by default (the top ones)
+WEIGHTS = "w"  # URL query parameter of the slice weights ('node:weight,...')
+OPPONENT = "opponent"  # session-state key and URL query parameter of the drill-down's opponent
 
 st.title("Leaderboard")
 
@@ -35,6 +44,15 @@ else:
     node = widgets.current_node(tree_id, nodes["node_id"])
     widgets.node_picker(nodes, tree_id, node)
 where = "global" if node == data.ROOT else f"node-{node}"
+
+
+def _picked(table_key: str, state_key: str, values: list[str]) -> None:
+    """``on_select`` of a single-row table whose rows are ``values``: make the picked row's value
+    the shared choice ``state_key`` (the drill-down's model or opponent)."""
+    event = st.session_state.get(table_key)
+    rows = event["selection"].get("rows", []) if event else []
+    if rows:
+        st.session_state[state_key] = values[rows[0]]
 
 
 def show_accuracy() -> None:
@@ -147,23 +165,26 @@ with st.container(horizontal=True):
 applied = widgets.active_filters(filters)
 st.caption(
     f"{data.METHODS[method]} ratings (Elo-like points, mean 1000) · 95% intervals from {rounds} "
-    f"multinomial bootstrap rounds (seed 0) · filters: {applied or 'none'}"
+    f"multinomial bootstrap rounds (seed 0) · rank from–to: the 95% range of the model's rank over those "
+    f"rounds · P(#1): share of rounds in which it rates highest · filters: {applied or 'none'}"
 )
 
-left, right = st.columns([2, 3], gap="large")
+left, right = st.columns([3, 2], gap="large")
 with left:
     st.dataframe(
-        table,
+        widgets.with_rank_range(table),
         hide_index=True,
-        column_order=["rank_ub", "model", "rating", "lower", "upper", "battles"],
-        column_config=widgets.LEADERBOARD_COLUMN_CONFIG,
+        column_order=["rank_ub", "model", "rating", "lower", "upper", "rank_range", "p_top", "battles"],
+        column_config=widgets.HUB_COLUMN_CONFIG,
         key="leaderboard-table",
+        on_select=partial(_picked, "leaderboard-table", widgets.MODEL, table["model"].tolist()),
+        selection_mode="single-row",
     )
     with st.container(horizontal=True):
         widgets.download_csv(
             table, f"leaderboard-{widgets.slug(dataset)}-{where}-{method}.csv", "Leaderboard CSV"
         )
-        widgets.download_csv(
+        widgets.download_csv_deferred(
             votes, f"votes-{widgets.slug(dataset)}-{where}.csv", f"The {len(votes):,} votes (CSV)"
         )
 with right:
@@ -172,6 +193,125 @@ with right:
         key="leaderboard-chart",
         config={"displaylogo": False},
     )
+
+
+# --- slice weighting: re-rank with the children of the node weighted --------------------------------
+
+
+def _weights_state(key: str, defaults: dict[int, float]) -> dict[int, float]:
+    """The slice weights of ``key`` (tree:node) kept in the session; first from the URL's ``?w=``
+    when it names exactly these slices, else as voted."""
+    store = st.session_state.setdefault("slice_weights", {})
+    if key not in store:
+        raw = slices.parse_weights(st.query_params.get(WEIGHTS, "")) if WEIGHTS in st.query_params else None
+        usable = raw is not None and set(raw) <= set(defaults) and sum(raw.values()) > 0
+        store[key] = {i: round(min(raw.get(i, 0.0), 100.0), 1) if usable else w for i, w in defaults.items()}
+    return store[key]
+
+
+def _set_weights(key: str, weights: dict[int, float]) -> None:
+    st.session_state["slice_weights"][key] = dict(weights)
+
+
+def _remember_weight(key: str, node_id: int, widget_key: str) -> None:
+    st.session_state["slice_weights"][key][node_id] = float(st.session_state[widget_key])
+
+
+def slice_weighting() -> None:
+    """Sliders (and presets) weighting the children of the current node, and the leaderboard
+    re-ranked on the weighted votes when the mix differs from the votes' own."""
+    frame, cells = data.node_slices(dataset, filters, tree_id, node)
+    if len(frame) < 2 or (frame["votes"] > 0).sum() < 2:  # a leaf, or one slice holds every vote
+        if WEIGHTS in st.query_params:
+            del st.query_params[WEIGHTS]
+        return
+    defaults = slices.preset_weights(frame, "as voted")
+    key = f"{tree_id}:{node}"
+    weights = _weights_state(key, defaults)
+    st.subheader("Slice weighting", anchor=False)
+    scope = "the tree's top-level nodes" if node == data.ROOT else "the children of this node"
+    st.caption(
+        f"Weight {scope} (a percentage of the mix; normalised) and the leaderboard is refitted with every "
+        "vote in a slice counting its weight divided by the slice's share of the votes; the intervals come "
+        f"from resampling votes within each slice. Slices under {slices.THIN_VOTES} votes are greyed out: "
+        "weighting them up inflates the variance."
+    )
+    presets = dict.fromkeys(slices.PRESETS)
+    presets.update({p: slices.preset_weights(frame, p) for p in slices.PRESETS})
+    if presets["coding-heavy"] == defaults:
+        del presets["coding-heavy"]  # no slice about code: the preset would change nothing
+    with st.container(horizontal=True):
+        for name, mix in presets.items():
+            st.button(
+                name.capitalize(),
+                key=f"preset-{name}",
+                on_click=_set_weights,
+                args=(key, mix),
+                type="primary" if mix == weights else "secondary",
+            )
+    label_of = widgets.node_option_label(data.tree_nodes(tree_id))
+    columns = st.columns(min(len(frame), 3), gap="medium")
+    for j, row in enumerate(frame.itertuples(index=False)):
+        node_id = int(row.node_id)
+        text = f"{widgets.md_escape(label_of(node_id))} · {int(row.votes):,} votes ({row.share:.1%})"
+        widget_key = f"_slice_w_{tree_id}_{node}_{node_id}"
+        st.session_state[widget_key] = float(weights.get(node_id, 0.0))
+        columns[j % len(columns)].slider(
+            f":gray[{text} · thin]" if row.thin else text,
+            0.0,
+            100.0,
+            step=0.1,
+            format="%.1f",
+            key=widget_key,
+            on_change=_remember_weight,
+            args=(key, node_id, widget_key),
+            help="weighting a thin slice up inflates the variance" if row.thin else None,
+        )
+    if weights == defaults:
+        if WEIGHTS in st.query_params:
+            del st.query_params[WEIGHTS]
+        st.caption("Weights as voted: the leaderboard above is the unweighted one.")
+        return
+    st.query_params[WEIGHTS] = slices.encode_weights(weights)
+    raised = frame[frame["thin"] & (frame["node_id"].map(weights) > frame["node_id"].map(defaults))]
+    if len(raised):
+        counts = ", ".join(
+            f"#{i}: {v:,} votes" for i, v in zip(raised["node_id"], raised["votes"], strict=True)
+        )
+        st.warning(
+            f"{len(raised)} thin slice(s) weighted above their share of the votes ({counts}): "
+            "their few votes now count many times, so the intervals widen.",
+            icon=":material/warning:",
+        )
+    if sum(weights.get(i, 0.0) for i in frame.loc[frame["votes"] > 0, "node_id"]) <= 0:
+        st.info("Every slice with votes has weight 0: nothing to fit.", icon=":material/info:")
+        return
+    with st.spinner("Refitting on the weighted votes…"):
+        weighted = data.weighted_leaderboard(dataset, filters, tree_id, node, weights, rounds=rounds)
+    moved = int((weighted["rank_change"].fillna(0) != 0).sum())
+    outside = f" · {cells.outside:,} votes on prompts in no slice are left out" if cells.outside else ""
+    st.caption(
+        f"Bradley–Terry (ties half, no style control) on the weighted votes · 95% intervals from {rounds} "
+        f"stratified bootstrap rounds · {moved} model(s) change rank against the order as voted on the same "
+        f"votes (tinted rows){outside}."
+    )
+    st.dataframe(
+        widgets.rank_change_style(widgets.with_rank_range(weighted)),
+        hide_index=True,
+        column_order=[
+            "rank", "rank_change", "model", "rating", "lower", "upper", "rank_range", "p_top", "rank_ub",
+            "battles",
+        ],
+        column_config=widgets.HUB_COLUMN_CONFIG,
+        key="weighted-table",
+    )  # fmt: skip
+    widgets.download_csv(
+        weighted, f"leaderboard-{widgets.slug(dataset)}-{where}-weighted.csv", "Weighted leaderboard CSV"
+    )
+
+
+if tree_id is not None:
+    slice_weighting()
 
 if style:
     st.subheader("Style control", anchor=False)
@@ -235,6 +375,67 @@ with count_tab:
         key="count-heatmap",
         config={"displaylogo": False},
     )
+
+
+# --- drill-down: model -> its opponents in this node -> the battles of one pair --------------------
+st.subheader("Drill down", anchor=False)
+ranked = table["model"].tolist()
+with st.container(horizontal=True, vertical_alignment="bottom"):
+    model = widgets.shared_widget(
+        st.selectbox,
+        "Model",
+        widgets.MODEL,
+        default=ranked[0],
+        valid=ranked.__contains__,
+        always_in_url=True,
+        options=ranked,
+        width=360,
+    )
+record = data.model_record(dataset, filters, tree_id, node, model)
+opponents = record["opponent"].tolist()
+here = "here" if node == data.ROOT else "in this node"
+st.caption(
+    f"{widgets.md_escape(model)}'s record against each opponent {here}: ties count "
+    "half in the win rate; 95% Wilson intervals. Pick an opponent (a row, or below) to read their battles; "
+    "pick a row of the leaderboard to change the model."
+)
+st.dataframe(
+    record,
+    hide_index=True,
+    column_config=widgets.RECORD_COLUMN_CONFIG,
+    key="record-table",
+    on_select=partial(_picked, "record-table", OPPONENT, opponents),
+    selection_mode="single-row",
+)
+widgets.download_csv(
+    record, f"record-{widgets.slug(dataset)}-{where}-{widgets.slug(model)}.csv", "Record CSV"
+)
+if opponents:
+    opponent = widgets.shared_widget(
+        st.selectbox,
+        "Opponent",
+        OPPONENT,
+        default=opponents[0],
+        valid=opponents.__contains__,
+        always_in_url=True,
+        options=opponents,
+        width=360,
+    )
+    shown, total = data.pair_battles(dataset, filters, tree_id, node, model, opponent)
+    st.caption(
+        f"{len(shown):,} of the {total:,} votes between {widgets.md_escape(model)} and "
+        f"{widgets.md_escape(opponent)}, newest first: prompt and "
+        "both answers as plain text."
+    )
+    st.dataframe(
+        shown,
+        hide_index=True,
+        column_order=["outcome", "model_a", "model_b", "winner", "prompt", "response_a", "response_b"],
+        column_config=widgets.PAIR_BATTLE_COLUMNS,
+        key="pair-battles",
+    )  # fmt: skip
+    pair = f"{widgets.slug(model)}-vs-{widgets.slug(opponent)}"
+    widgets.download_csv(shown, f"battles-{widgets.slug(dataset)}-{where}-{pair}.csv", "Battles CSV")
 
 with st.expander("Online Elo (order-dependent, no intervals)", icon=":material/timeline:"):
     st.caption(
