@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any, TypeVar
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -1108,6 +1109,21 @@ def _is_column(table: pd.DataFrame, name: Any) -> bool:
     return isinstance(name, str) and name in table.columns
 
 
+SCATTER_POINTS = 3000  # points a finding's scatter plot draws at most (the browser pays for each)
+
+
+def scatter_sample(table: pd.DataFrame, flag: str | None, limit: int = SCATTER_POINTS) -> pd.DataFrame:
+    """At most ``limit`` rows of ``table`` for a scatter plot: every flagged row (``flag`` column)
+    and an evenly spaced, deterministic selection of the others, in the table's order."""
+    if len(table) <= limit:
+        return table
+    flagged = table[flag].astype(bool).to_numpy() if flag else np.zeros(len(table), dtype=bool)
+    rest = np.flatnonzero(~flagged)
+    room = max(limit - int(flagged.sum()), 0)
+    keep = rest[np.linspace(0, len(rest) - 1, room).astype(int)] if room and len(rest) else rest[:0]
+    return table.iloc[np.sort(np.concatenate([np.flatnonzero(flagged), keep]))]
+
+
 def finding_figure(tables: dict[str, pd.DataFrame], plot: dict) -> go.Figure | None:
     """The Plotly figure a finding's ``plot`` spec asks for, or None when the spec or its columns
     are missing. Spec: ``table`` (name in ``tables``), ``kind`` interval | bar | scatter |
@@ -1157,6 +1173,8 @@ def finding_figure(tables: dict[str, pd.DataFrame], plot: dict) -> go.Figure | N
         return fig
     if kind == "scatter" and _is_column(table, y):
         color = plot.get("color")
+        total = len(table)
+        table = scatter_sample(table, color if _is_column(table, color) else None)
         rows_flag = (
             table[color].astype(bool) if _is_column(table, color) else pd.Series(False, index=table.index)
         )
@@ -1184,6 +1202,14 @@ def finding_figure(tables: dict[str, pd.DataFrame], plot: dict) -> go.Figure | N
             yaxis_title=plotly_escape(y),
             xaxis_type="log" if plot.get("log_x") else "linear",
         )
+        if len(table) < total:
+            fig.update_layout(
+                title={
+                    "text": f"{len(table):,} of {total:,} rows shown (every flagged one)",
+                    "font": {"size": 12},
+                },
+                margin={"t": 30, "b": 40},
+            )
         return fig
     if kind == "heatmap" and _is_column(table, y) and _is_column(table, plot.get("z")):
         grid = table.pivot_table(index=y, columns=x, values=plot["z"], aggfunc="mean")

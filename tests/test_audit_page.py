@@ -89,3 +89,22 @@ def test_every_finding_has_a_figure(pandalm_audit) -> None:
         if f.applicable:
             fig = finding_figure(f.tables, f.plot)
             assert fig is not None and len(fig.data) >= 1, f.audit
+
+
+def test_scatter_keeps_every_flagged_voter_within_the_point_budget() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from dashboard.widgets import SCATTER_POINTS, finding_figure, scatter_sample
+
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"judge": [f"u{i}" for i in range(20_000)], "votes": rng.integers(1, 500, 20_000)})
+    table["p"] = rng.random(20_000)
+    table["flagged"] = table["p"] < 0.01
+    shown = scatter_sample(table, "flagged")
+    assert len(shown) == SCATTER_POINTS and shown["flagged"].sum() == table["flagged"].sum()
+    assert shown.equals(scatter_sample(table, "flagged"))  # deterministic
+    fig = finding_figure({"voters": table}, {"table": "voters", "kind": "scatter", "x": "votes", "y": "p",
+                                             "color": "flagged", "label": "judge"})  # fmt: skip
+    assert sum(len(trace.x) for trace in fig.data) == SCATTER_POINTS
+    assert "of 20,000 rows shown" in fig.layout.title.text
