@@ -667,6 +667,26 @@ def audit(
     return result
 
 
+_FIGURES: OrderedDict[int, tuple[Any, Any]] = OrderedDict()  # id(finding) -> (finding, figure)
+
+
+def finding_figure(finding: Any, make: Callable[[Any], Any]) -> Any:
+    """``make(finding)`` (a Plotly figure or None), built once per finding object while it stays
+    among the recently shown (the audits themselves are cached, so reruns reuse their figures)."""
+    key = id(finding)
+    with _AUDITS_LOCK:
+        hit = _FIGURES.get(key)
+        if hit is not None and hit[0] is finding:
+            _FIGURES.move_to_end(key)
+            return hit[1]
+    fig = make(finding)
+    with _AUDITS_LOCK:
+        _FIGURES[key] = (finding, fig)
+        while len(_FIGURES) > 16 * AUDIT_CACHE_SIZE:
+            _FIGURES.popitem(last=False)
+    return fig
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
 def _audit_evidence(db: str, version: Version, dataset: str, battle_ids: tuple[str, ...]) -> pd.DataFrame:
     with store.reader(db) as con:

@@ -7,6 +7,7 @@ Untrusted text (dataset names, prompts, paths from import logs) is only ever sho
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 import textwrap
@@ -687,10 +688,11 @@ def active_filters(filters: dict[str, Any]) -> str:
 
 
 def download_csv(df: pd.DataFrame, name: str, label: str = "CSV", key: str | None = None) -> None:
-    """A download button for ``df`` as a (formula-safe) CSV file called ``name``."""
+    """A download button for ``df`` as a (formula-safe) CSV file called ``name``. The CSV is written
+    only when the button is clicked, so a rerun never pays for it (a million votes take ~8 s)."""
     st.download_button(
         label,
-        csv_bytes(df),
+        functools.partial(csv_bytes, df),
         file_name=name,
         mime="text/csv",
         icon=":material/download:",
@@ -1336,20 +1338,6 @@ def rank_change_style(table: pd.DataFrame) -> Any:
         return [colour] * len(row)
 
     return table.style.apply(tint, axis=1)
-
-
-def download_csv_deferred(df: pd.DataFrame, name: str, label: str = "CSV", key: str | None = None) -> None:
-    """:func:`download_csv` whose (formula-safe) CSV is written only when the button is clicked:
-    for big frames (a million votes take ~8 s to write), so a rerun never pays for it."""
-    st.download_button(
-        label,
-        lambda: csv_bytes(df),
-        file_name=name,
-        mime="text/csv",
-        icon=":material/download:",
-        key=key or f"csv-{name}",
-        on_click="ignore",
-    )
 
 
 def with_rank_range(table: pd.DataFrame) -> pd.DataFrame:

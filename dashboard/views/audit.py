@@ -80,7 +80,7 @@ for f in sections:
     st.text(f.summary)
     left, right = st.columns([3, 2])
     with left:
-        fig = widgets.finding_figure(f.tables, f.plot)
+        fig = data.finding_figure(f, lambda f: widgets.finding_figure(f.tables, f.plot))
         if fig is not None:
             st.plotly_chart(fig, key=f"fig-{f.audit}", config={"displaylogo": False})
     with right:

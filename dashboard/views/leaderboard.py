@@ -184,7 +184,7 @@ with left:
         widgets.download_csv(
             table, f"leaderboard-{widgets.slug(dataset)}-{where}-{method}.csv", "Leaderboard CSV"
         )
-        widgets.download_csv_deferred(
+        widgets.download_csv(
             votes, f"votes-{widgets.slug(dataset)}-{where}.csv", f"The {len(votes):,} votes (CSV)"
         )
 with right:
