@@ -422,3 +422,39 @@ def test_reports_page_downloads_every_format_in_chromium(arena_server: str, brow
         assert dialogs == []
     finally:
         context.close()
+
+
+def test_filters_and_models_carry_across_pages_in_chromium(arena_server: str, browser: Browser) -> None:
+    """A filter chosen once (here from a shared link) holds on every page; the Weaknesses page
+    compares two models."""
+    from test_leaderboard_page import arena_frame
+
+    humans = int((arena_frame()["judge_kind"] == "human").sum())
+    context = browser.new_context(viewport={"width": 1600, "height": 1600})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(f"{arena_server}/leaderboard?dataset=arena&judge_kind=human")
+        expect(page.get_by_role("heading", name="Leaderboard")).to_be_visible(timeout=30_000)
+        expect(metric(page, "Votes")).to_have_text(f"{humans:,}", timeout=30_000)
+        page.get_by_test_id("stSidebarNav").get_by_role("link", name="Weaknesses").click()
+        # The human-only filter came along: its node scores are not stored yet, so compute them.
+        page.get_by_role("button", name="Compute scores").click(timeout=60_000)
+        expect(page.get_by_role("heading", name=re.compile(r"Weaknesses \(\d+\)"))).to_be_visible(
+            timeout=180_000
+        )
+        expect(page).to_have_url(re.compile(r"judge_kind=human"), timeout=30_000)
+        page.get_by_role("tab", name="Compare two models").click()
+        picker = page.get_by_test_id("stSelectbox").filter(has_text="Compare with").first
+        expect(picker).to_be_visible(timeout=30_000)
+        picker.click()
+        page.get_by_role("option").nth(1).click()
+        page.wait_for_timeout(1500)
+        expect(page.get_by_test_id("stException")).to_have_count(0)
+        page.get_by_test_id("stSidebarNav").get_by_role("link", name="Voter audit").click()
+        expect(page.get_by_role("heading", name="Voter audit")).to_be_visible(timeout=60_000)
+        expect(page.get_by_text(f"{humans:,} votes by", exact=False)).to_be_visible(timeout=60_000)
+        assert errors == [], f"JavaScript errors on the page: {errors}"
+    finally:
+        context.close()
