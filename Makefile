@@ -25,7 +25,9 @@ chromium:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
 
+# Chromium also renders the Markdown / PDF reports; without it those two downloads are disabled.
 demo: setup
+	@command -v chromium >/dev/null 2>&1 || $(MAKE) chromium || echo "no chromium: Markdown and PDF reports are off"
 	$(VENV)/bin/arenatree demo
 
 serve: setup
