@@ -90,27 +90,34 @@ for f in sections:
     names = list(f.tables)
     if not names:
         continue
-    tabs = (
-        st.tabs([widgets.md_escape(n.replace("_", " ")) for n in names])
-        if len(names) > 1
-        else [st.container()]
-    )
-    for name, tab in zip(names, tabs, strict=True):
-        with tab:
-            table = f.tables[name]
-            if table.empty:
-                st.caption("Nothing here.")
-                continue
-            picked = widgets.finding_table(table, key=f"tbl-{f.audit}-{name}")
-            widgets.download_csv(
-                table.drop(columns=[c for c in ("battle_ids",) if c in table]),
-                f"audit-{widgets.slug(dataset)}-{f.audit}-{name}.csv",
-                key=f"csv-{f.audit}-{name}",
+    # One table at a time (a choice, not tabs: tabs would send every table to the browser).
+    name = names[0]
+    if len(names) > 1:
+        name = (
+            st.segmented_control(
+                "Table",
+                names,
+                default=names[0],
+                format_func={n: f"{n.replace('_', ' ')} ({len(t):,})" for n, t in f.tables.items()}.get,
+                key=f"table-{f.audit}",
+                label_visibility="collapsed",
             )
-            if picked is not None:
-                widgets.audit_evidence(dataset, picked, key=f"{f.audit}-{name}")
-            elif "battle_ids" in table:
-                st.caption("Select a row to read the votes behind it.")
+            or names[0]
+        )
+    table = f.tables[name]
+    if table.empty:
+        st.caption("Nothing here.")
+        continue
+    picked = widgets.finding_table(table, key=f"tbl-{f.audit}-{name}")
+    widgets.download_csv(
+        table.drop(columns=[c for c in ("battle_ids",) if c in table]),
+        f"audit-{widgets.slug(dataset)}-{f.audit}-{name}.csv",
+        key=f"csv-{f.audit}-{name}",
+    )
+    if picked is not None:
+        widgets.audit_evidence(dataset, picked, key=f"{f.audit}-{name}")
+    elif "battle_ids" in table:
+        st.caption("Choose a row above to read the votes behind it.")
 
 if skipped:
     st.subheader("Not applicable to these votes", anchor="not-applicable", divider="gray")
