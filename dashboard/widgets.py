@@ -1187,7 +1187,7 @@ def finding_figure(tables: dict[str, pd.DataFrame], plot: dict) -> go.Figure | N
             if not part.any():
                 continue
             fig.add_trace(
-                go.Scattergl(
+                go.Scatter(
                     x=table.loc[part, x].tolist(),
                     y=table.loc[part, y].tolist(),
                     mode="markers",
