@@ -29,17 +29,11 @@ from pathlib import Path
 import psutil
 from playwright.sync_api import sync_playwright
 
+from pipelines.report.static import CHROMIUM_OFFLINE_FLAGS
+
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-    "--no-first-run",
-]
+CHROMIUM_ARGS = list(CHROMIUM_OFFLINE_FLAGS)
 # url path -> heading that shows the page is there
 PAGES = {
     "overview": "arenatree",

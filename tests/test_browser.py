@@ -23,21 +23,14 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from dashboard.widgets import node_label
 from pipelines import store
+from pipelines.report.static import CHROMIUM_OFFLINE_FLAGS
 from pipelines.tree import read as tree_read
 from pipelines.tree.build import build_tree
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-    "--no-first-run",
-]
+CHROMIUM_ARGS = list(CHROMIUM_OFFLINE_FLAGS)
 EVIL_DATASET = "<img src=x onerror=alert(1)>"
 STARTUP_TIMEOUT = 60.0
 

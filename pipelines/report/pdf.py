@@ -10,18 +10,11 @@ from pathlib import Path
 from ..errors import ArenatreeError
 from .content import Report
 from .html import render_html
-from .static import find_chromium
+from .static import CHROMIUM_OFFLINE_FLAGS, find_chromium
 
-# No network, no background services, no sandbox (containers run Chromium as root).
 CHROMIUM_FLAGS = (
     "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-    "--no-first-run",
+    *CHROMIUM_OFFLINE_FLAGS,
     "--no-pdf-header-footer",
     "--run-all-compositor-stages-before-draw",
     "--virtual-time-budget=15000",

@@ -17,6 +17,19 @@ from ..errors import ArenatreeError
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "chrome")
 
 
+# Chromium without network, background services or sandbox (containers run it as root): the
+# flags every arenatree Chromium launch uses (PDF printing, the browser tests, the page bench).
+CHROMIUM_OFFLINE_FLAGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--no-first-run",
+)
+
+
 def find_chromium() -> str:
     """Path of a Chromium / Chrome executable; ArenatreeError (one line) when there is none."""
     import os
