@@ -612,11 +612,37 @@ def evidence_results(dataset: str, tree_id: str, node: int, model: str, limit: i
 # --- voter audit ----------------------------------------------------------------------------------
 
 
-# Audits are cached by hand (not st.cache_data): the computation reports progress to a bar the page
-# owns, which Streamlit's element replay does not allow inside a cached function.
-_AUDITS: OrderedDict[tuple, audit_run.Audit] = OrderedDict()
-_AUDITS_LOCK = threading.Lock()
+class ProcessCache:
+    """The last ``size`` values by key, shared by every session of this server process and safe
+    across their threads. For results computed while reporting progress to a bar the page owns,
+    which ``st.cache_data`` cannot hold (its element replay forbids touching outside elements)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[Any, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> Any:
+        """The value under ``key`` (now the most recent), or None."""
+        with self._lock:
+            if key not in self._items:
+                return None
+            self._items.move_to_end(key)
+            return self._items[key]
+
+    def put(self, key: Any, value: Any) -> Any:
+        """Keep ``value`` under ``key`` (dropping the least recent beyond ``size``); returns it."""
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return value
+
+
 AUDIT_CACHE_SIZE = 8
+_AUDITS = ProcessCache(AUDIT_CACHE_SIZE)
+_FIGURES = ProcessCache(16 * AUDIT_CACHE_SIZE)  # id(finding) -> (finding, figure)
 
 
 def audit(
@@ -638,10 +664,9 @@ def audit(
     a cache hit. Never modify the result."""
     db, version = str(db_path()), snapshot_version()
     key = (db, version, dataset, _key(filters), tree_id, float(alpha), int(min_votes), int(rounds), int(seed))
-    with _AUDITS_LOCK:
-        if key in _AUDITS:
-            _AUDITS.move_to_end(key)
-            return _AUDITS[key]
+    cached = _AUDITS.get(key)
+    if cached is not None:
+        return cached
 
     def step(stage: str, done: int, total: int) -> None:
         if on_progress is not None:
@@ -660,31 +685,16 @@ def audit(
         result = audit_stored.find_audit(con, dataset, **request)  # e.g. stored by `arenatree demo`
         if result is None:
             result = audit_run.run_audit(con, dataset, progress=step, **request)
-    with _AUDITS_LOCK:
-        _AUDITS[key] = result
-        while len(_AUDITS) > AUDIT_CACHE_SIZE:
-            _AUDITS.popitem(last=False)
-    return result
-
-
-_FIGURES: OrderedDict[int, tuple[Any, Any]] = OrderedDict()  # id(finding) -> (finding, figure)
+    return _AUDITS.put(key, result)
 
 
 def finding_figure(finding: Any, make: Callable[[Any], Any]) -> Any:
     """``make(finding)`` (a Plotly figure or None), built once per finding object while it stays
     among the recently shown (the audits themselves are cached, so reruns reuse their figures)."""
-    key = id(finding)
-    with _AUDITS_LOCK:
-        hit = _FIGURES.get(key)
-        if hit is not None and hit[0] is finding:
-            _FIGURES.move_to_end(key)
-            return hit[1]
-    fig = make(finding)
-    with _AUDITS_LOCK:
-        _FIGURES[key] = (finding, fig)
-        while len(_FIGURES) > 16 * AUDIT_CACHE_SIZE:
-            _FIGURES.popitem(last=False)
-    return fig
+    hit = _FIGURES.get(id(finding))
+    if hit is not None and hit[0] is finding:  # the id of a finding no longer cached may be reused
+        return hit[1]
+    return _FIGURES.put(id(finding), (finding, make(finding)))[1]
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -829,10 +839,9 @@ def pair_battles(
 # Built reports are cached by hand (as audits are): building reports progress to a bar the page owns.
 # The rendered files are cached with them, so a download button's deferred callable (run outside the
 # script, when clicked) renders a format once.
-_REPORTS: OrderedDict[tuple, Any] = OrderedDict()
-_REPORT_FILES: OrderedDict[tuple, bytes] = OrderedDict()
-_REPORTS_LOCK = threading.Lock()
 REPORT_CACHE_SIZE = 4
+_REPORTS = ProcessCache(REPORT_CACHE_SIZE)
+_REPORT_FILES = ProcessCache(5 * REPORT_CACHE_SIZE)  # (report key, format) -> bytes
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -867,8 +876,7 @@ def report_key(
 
 def cached_report(key: tuple) -> Any:
     """The report built under ``key`` (:func:`report_key`) in this server process, or None."""
-    with _REPORTS_LOCK:
-        return _REPORTS.get(key)
+    return _REPORTS.get(key)
 
 
 def report(key: tuple, on_progress: Callable[[str, float], None] | None = None) -> Any:
@@ -892,11 +900,7 @@ def report(key: tuple, on_progress: Callable[[str, float], None] | None = None) 
     )
     with store.reader(db) as con:
         built = build_report(con, request, progress=on_progress)
-    with _REPORTS_LOCK:
-        _REPORTS[key] = built
-        while len(_REPORTS) > REPORT_CACHE_SIZE:
-            _REPORTS.popitem(last=False)
-    return built
+    return _REPORTS.put(key, built)
 
 
 def report_file(key: tuple, fmt: str) -> bytes:
@@ -904,12 +908,5 @@ def report_file(key: tuple, fmt: str) -> bytes:
     'parquet' = zip of every table), rendered once. The report must have been built (:func:`report`)."""
     from pipelines.report.export import report_bytes
 
-    with _REPORTS_LOCK:
-        if (key, fmt) in _REPORT_FILES:
-            return _REPORT_FILES[(key, fmt)]
-    content = report_bytes(report(key), fmt)
-    with _REPORTS_LOCK:
-        _REPORT_FILES[(key, fmt)] = content
-        while len(_REPORT_FILES) > 5 * REPORT_CACHE_SIZE:
-            _REPORT_FILES.popitem(last=False)
-    return content
+    content = _REPORT_FILES.get((key, fmt))
+    return content if content is not None else _REPORT_FILES.put((key, fmt), report_bytes(report(key), fmt))
