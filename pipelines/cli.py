@@ -533,25 +533,8 @@ def cmd_weaknesses(args: argparse.Namespace) -> int:
     return 0
 
 
-def _missing(x) -> bool:
-    return x is None or x != x  # None or NaN
-
-
-def _headline(h: dict) -> str:
-    if not h or _missing(h.get("estimate")):
-        return ""
-    unit = f" {h['unit']}" if h.get("unit") else ""
-    text = f"{h.get('label', 'estimate')}: {h['estimate']:.4g}{unit}"
-    if not _missing(h.get("lower")) and not _missing(h.get("upper")):
-        text += f" [{h['lower']:.4g}, {h['upper']:.4g}]"
-    if not _missing(h.get("p_value")):
-        text += f"  p = {h['p_value']:.2g}"
-    if h.get("n") is not None:
-        text += f"  (n = {h['n']:,})"
-    return text
-
-
 def cmd_audit(args: argparse.Namespace) -> int:
+    from .audit.result import headline_text
     from .audit.run import run_audit
     from .store import reader
 
@@ -591,7 +574,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     for f in audit.findings:
         print(f"\n== {f.title}" + ("" if f.applicable else " (not applicable)"))
         print(f"   {f.summary}")
-        head = _headline(f.headline)
+        head = headline_text(f.headline)
         if head:
             print(f"   {head}")
         for name, table in f.tables.items():

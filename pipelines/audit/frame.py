@@ -13,39 +13,24 @@ Vote order is the analysis order: by ``tstamp`` (nulls last), then ``battle_id``
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import duckdb
 import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from ..battles import NO_FILTERS, Filters, load_battles
+from ..battles import BATTLE_COLUMNS, NO_FILTERS, Filters, load_battles
 from ..ratings import index_models
 from ..scores import ancestor_matrix, tree_shape
 from ..tree.read import tree_nodes
 
-# Columns an audit may read (a subset of battles.BATTLE_COLUMNS).
-AUDIT_COLUMNS: tuple[str, ...] = (
-    "battle_id",
-    "prompt_id",
-    "model_a",
-    "model_b",
-    "winner",
-    "judge",
-    "judge_kind",
-    "tstamp",
-    "tokens_a",
-    "tokens_b",
-    "headers_a",
-    "headers_b",
-    "lists_a",
-    "lists_b",
-    "bold_a",
-    "bold_b",
-    "refusal_a",
-    "refusal_b",
-    "leak_a",
-    "leak_b",
+# Columns an audit reads: the battle's identity, vote, judge, time, and both answers' style,
+# refusal and identity-leak features (battles.BATTLE_COLUMNS without the rest, in that order).
+AUDIT_COLUMNS: tuple[str, ...] = tuple(
+    c
+    for c in BATTLE_COLUMNS
+    if c not in ("anony", "language", "turns", "source_id", "response_a", "response_b")
 )
 # Outcome codes: which side won, or which kind of tie.
 OUTCOMES: tuple[str, ...] = ("model_a", "model_b", "tie", "tie_bothbad")
@@ -132,7 +117,12 @@ class AuditVotes:
     def node_votes(self) -> sparse.csr_matrix:
         """Membership (n_nodes, n_votes) bool-valued float: vote v is in node i's subtree.
 
-        Votes outside the tree count in the root only. Empty (0, n_votes) without a tree."""
+        Votes outside the tree count in the root only. Empty (0, n_votes) without a tree. Built once
+        per AuditVotes (several audits read it): do not modify it."""
+        return self._node_votes
+
+    @cached_property
+    def _node_votes(self) -> sparse.csr_matrix:
         if self.tree_id is None or self.nodes.empty:
             return sparse.csr_matrix((0, self.n))
         parent = self.nodes["parent_row"].to_numpy()

@@ -76,6 +76,26 @@ class Finding:
         )
 
 
+def headline_text(headline: dict) -> str:
+    """A finding's headline as one line of plain text: 'label: estimate unit [lower, upper], p = ..
+    (n = ..)', the parts that are known ('' without an estimate)."""
+
+    def known(x) -> bool:
+        return x is not None and not pd.isna(x)
+
+    h = headline or {}
+    if not known(h.get("estimate")):
+        return ""
+    text = f"{h.get('label') or 'estimate'}: {h['estimate']:.4g}" + (f" {h['unit']}" if h.get("unit") else "")
+    if known(h.get("lower")) and known(h.get("upper")):
+        text += f" [{h['lower']:.4g}, {h['upper']:.4g}]"
+    if known(h.get("p_value")):
+        text += f", p = {h['p_value']:.2g}"
+    if h.get("n") is not None:
+        text += f" (n = {h['n']:,})"
+    return text
+
+
 def not_applicable(audit: str, title: str, why: str, **params) -> Finding:
     """A finding that says why the data cannot answer the audit."""
     return Finding(audit=audit, title=title, summary=why, applicable=False, params=params)

@@ -19,8 +19,7 @@ import duckdb
 from .. import __version__
 from ..battles import NO_FILTERS, Filters
 from ..errors import ArenatreeError
-from ..store import one
-from ..tree.read import resolve_tree
+from ..tree.read import list_trees, resolve_tree
 from .frame import AuditVotes, load_audit_votes
 from .result import Finding
 
@@ -115,8 +114,8 @@ def default_tree(con: duckdb.DuckDBPyConnection, dataset: str, tree_id: str | No
     """``tree_id`` checked against the dataset, else the dataset's newest tree, else None."""
     if tree_id:
         return resolve_tree(con, dataset, tree_id)
-    row = one(con, "SELECT tree_id FROM trees WHERE dataset = ? ORDER BY created_at DESC LIMIT 1", [dataset])
-    return None if row is None else row[0]
+    trees = list_trees(con, dataset)  # newest first
+    return None if trees.empty else str(trees["tree_id"].iloc[0])
 
 
 def audit_votes(
@@ -183,35 +182,25 @@ def run_audit(
     (per-node audits then say they need one); ``use_tree=False`` skips it. Other parameters as
     :func:`audit_votes`. Raises ArenatreeError for an unknown / non-pairwise dataset, filters that
     leave no vote, or an unknown audit key."""
+    settings = {
+        "alpha": alpha,
+        "fdr": fdr,
+        "min_votes": min_votes,
+        "seed": seed,
+        "rounds": rounds,
+        "level": level,
+    }
     t0 = time.perf_counter()
     tree = default_tree(con, dataset, tree_id) if use_tree else None
     votes = load_audit_votes(con, dataset, filters, tree)
     t1 = time.perf_counter()
-    findings = audit_votes(
-        votes,
-        only=only,
-        alpha=alpha,
-        fdr=fdr,
-        min_votes=min_votes,
-        seed=seed,
-        rounds=rounds,
-        level=level,
-        progress=progress,
-    )
+    findings = audit_votes(votes, only=only, progress=progress, **settings)
     seconds = {"load": t1 - t0, **{f.audit: f.seconds for f in findings}, "total": time.perf_counter() - t0}
     return Audit(
         dataset=dataset,
         filters=filters,
         tree_id=tree,
-        params={
-            "alpha": alpha,
-            "fdr": fdr,
-            "min_votes": min_votes,
-            "seed": seed,
-            "rounds": rounds,
-            "level": level,
-            "only": list(only) if only else list(AUDITS),
-        },
+        params={**settings, "only": list(only) if only else list(AUDITS)},
         votes=votes.n,
         voters=len(votes.judges),
         models=len(votes.models),

@@ -347,22 +347,10 @@ def weaknesses_section(ctx: _Context) -> Section:
     return s
 
 
-def _headline(h: dict) -> str:
-    if not h or h.get("estimate") is None or h["estimate"] != h["estimate"]:  # noqa: PLR0124
-        return ""
-    text = f"{h.get('label') or 'estimate'}: {h['estimate']:.4g}" + (f" {h['unit']}" if h.get("unit") else "")
-    if h.get("lower") is not None and h.get("upper") is not None and h["lower"] == h["lower"]:  # noqa: PLR0124
-        text += f" [{h['lower']:.4g}, {h['upper']:.4g}]"
-    if h.get("p_value") is not None and h["p_value"] == h["p_value"]:  # noqa: PLR0124
-        text += f", p = {h['p_value']:.2g}"
-    if h.get("n") is not None:
-        text += f" (n = {h['n']:,})"
-    return text
-
-
 def audit_section(ctx: _Context) -> Section:
     """Every voter-audit finding: summary, headline, figure, flagged rows and example votes."""
     from ..audit.frame import evidence_votes
+    from ..audit.result import headline_text
     from ..audit.run import run_audit
     from ..audit.stored import find_audit
 
@@ -398,7 +386,7 @@ def audit_section(ctx: _Context) -> Section:
     for f in audit.findings:
         s.text(f.title + ("" if f.applicable else " (not applicable)"), "heading")
         s.text(f.summary)
-        head = _headline(f.headline)
+        head = headline_text(f.headline)
         if head:
             s.text(head, "note")
         if not f.applicable:

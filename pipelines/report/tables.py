@@ -36,10 +36,6 @@ def _is_text(column: pd.Series) -> bool:
     return column.dtype == object or pd.api.types.is_string_dtype(column)
 
 
-def _missing(value: Any) -> bool:
-    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
-
-
 def plain_table(df: pd.DataFrame) -> pd.DataFrame:
     """``df`` with list cells joined to text and object columns as strings (None kept)."""
     out = df.copy()
