@@ -100,8 +100,17 @@ def math_rows(items: pd.DataFrame, X: np.ndarray, seeds: range) -> pd.DataFrame:
                 out["pruning, project tree, best penalty"] = max(grid, key=lambda s: s.f1)
                 for method, s in out.items():
                     rows.append(
-                        {"family": family, "d": d, "seed": seed, "method": method, "precision": s.precision,
-                         "recall": s.recall, "f1": s.f1, "planted": s.planted, "weaknesses": ", ".join(names)}
+                        {
+                            "family": family,
+                            "d": d,
+                            "seed": seed,
+                            "method": method,
+                            "precision": s.precision,
+                            "recall": s.recall,
+                            "f1": s.f1,
+                            "planted": s.planted,
+                            "weaknesses": ", ".join(names),
+                        }
                     )
         print(f"  seed {seed}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     return pd.DataFrame(rows)

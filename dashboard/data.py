@@ -133,9 +133,16 @@ def _item_hits(db: str, version: Version, tree_id: str, query: str) -> pd.DataFr
         return tree_read.search_items(con, tree_id, query)
 
 
-def _joined(ids: object) -> str:
-    """A list of source ids as one comma-separated string ('' for none)."""
-    return ", ".join(map(str, ids)) if isinstance(ids, list | tuple | np.ndarray) else ""
+SOURCE_IDS_SHOWN = 5  # source ids listed per item (a prompt asked 300 times has 300 of them)
+
+
+def _joined(ids: object, limit: int = SOURCE_IDS_SHOWN) -> str:
+    """A list of source ids as one comma-separated string of at most ``limit`` ids, then how many
+    more there are ('' for none)."""
+    if not isinstance(ids, list | tuple | np.ndarray):
+        return ""
+    more = f" (+{len(ids) - limit:,} more)" if len(ids) > limit else ""
+    return ", ".join(map(str, ids[:limit])) + more
 
 
 def trees(dataset: str | None = None) -> pd.DataFrame | None:
@@ -810,7 +817,7 @@ def model_record(
     )
 
 
-PAIR_BATTLES_SHOWN = 200  # votes of one pair shown on the Leaderboard page (the latest)
+PAIR_BATTLES_SHOWN = 100  # votes of one pair shown on the Leaderboard page (the latest)
 
 
 def pair_battles(

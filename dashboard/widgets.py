@@ -8,21 +8,21 @@ Untrusted text (dataset names, prompts, paths from import logs) is only ever sho
 from __future__ import annotations
 
 import functools
-import html
 import re
 import textwrap
 from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any, TypeVar
 
-import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from dashboard import data
+from pipelines.audit.result import headline_text
 from pipelines.errors import ArenatreeError
+from pipelines.figures import finding_figure, interval_figure, plotly_escape  # noqa: F401 (used by the views)
 from pipelines.report.tables import csv_bytes  # the one formula-safe CSV writer (reports use it too)
 
 T = TypeVar("T", str, int)
@@ -249,6 +249,15 @@ def node_row_picked(tree_id: str, key: str, ids: Sequence[int]) -> None:
         select_node(tree_id, ids[rows[0]])
 
 
+def row_picked(table_key: str, state_key: str, values: Sequence[Any]) -> None:
+    """``on_select`` callback of a single-row table whose rows are ``values``: the picked row's
+    value becomes the shared choice ``state_key`` (rows whose value is None cannot be picked)."""
+    event = st.session_state.get(table_key)
+    rows = event["selection"].get("rows", []) if event else []
+    if rows and values[rows[0]] is not None:
+        st.session_state[state_key] = values[rows[0]]
+
+
 def node_picked(tree_id: str, key: str) -> None:
     """``on_change`` callback of a selectbox of node ids under ``key``."""
     if st.session_state.get(key) is not None:
@@ -267,12 +276,6 @@ def md_escape(text: str) -> str:
     """``text`` with every Markdown special character backslash-escaped: for widget labels
     (buttons, tabs), which Streamlit renders as Markdown, when they carry data."""
     return _MD_SPECIAL.sub(r"\\\1", text)
-
-
-def plotly_escape(text: str) -> str:
-    """``text`` safe inside Plotly labels and hover text, which parse a subset of HTML
-    (``<a href>``, ``<b>``, ``<br>``...): every tag shows as literal text."""
-    return html.escape(text, quote=False)
 
 
 def node_label(keywords: Sequence[str], description: str, is_root: bool = False, words: int = 3) -> str:
@@ -296,6 +299,24 @@ def node_labels(nodes: pd.DataFrame) -> pd.Series:
 def _wrap(text: str, width: int = 70) -> str:
     """Escaped ``text`` with Plotly line breaks every ~``width`` characters (for hover boxes)."""
     return "<br>".join(plotly_escape(line) for line in textwrap.wrap(text, width) or [""])
+
+
+def visible_nodes(nodes: pd.DataFrame, opens_at: int, max_depth: int) -> pd.DataFrame:
+    """The rows of ``nodes`` a treemap opened at node ``opens_at`` draws: its ancestors (the path
+    bar) and its descendants down to ``max_depth`` levels below it. Plotly would draw no more, but
+    it still lays out every node it is sent: a 1,255-node tree costs the browser ~0.4 s more than
+    the ~100 nodes in view (and ~280 kB instead of ~25 kB)."""
+    parent_of = dict(zip(nodes["node_id"].astype(int), nodes["parent_id"], strict=True))
+    keep = {opens_at}
+    up = parent_of[opens_at]
+    while not pd.isna(up):
+        keep.add(int(up))
+        up = parent_of[int(up)]
+    frontier = {opens_at}
+    for _ in range(max_depth):
+        frontier = {i for i, p in parent_of.items() if not pd.isna(p) and int(p) in frontier}
+        keep |= frontier
+    return nodes[nodes["node_id"].astype(int).isin(keep)].reset_index(drop=True)
 
 
 def tree_figure(
@@ -331,19 +352,28 @@ def tree_figure(
     (``st.plotly_chart(on_select=...)`` puts it in ``selection.points[0]["id"]``).
     Untrusted text (descriptions) is escaped: Plotly would otherwise render tags in it.
     """
+    all_ids = nodes["node_id"].astype(int)
+    root = int(all_ids[nodes["parent_id"].isna()].iloc[0])
+    root_size = max(int(nodes["size"].max()), 1)
+    chosen = selected if selected is not None and selected in set(all_ids) and selected != root else None
+    # Open at the chosen node's parent: the node among its siblings, its children inside it.
+    opens_at = root if chosen is None else int(nodes.loc[all_ids == chosen, "parent_id"].iloc[0])
+    level = str(opens_at) if opens_at != root else None
+    if color is None:  # the colour scale spans every node, shown or not
+        inner = nodes.loc[nodes["depth"] > 0, "size"].astype(float)
+        cmax = float(inner.max()) if len(inner) else float(root_size)
+        cmin = float(inner.min()) if len(inner) else 0.0
+    else:
+        cmin, cmax = color_range if color_range is not None else (None, None)
+    nodes = visible_nodes(nodes, opens_at, max_depth)
     ids = nodes["node_id"].astype(int)
     parent = nodes["parent_id"]
     values = nodes["size"].to_numpy()
     if color is None:
-        shade = nodes["size"].astype(float)
-        inner = shade[nodes["depth"] > 0]
-        cmax = float(inner.max()) if len(inner) else float(shade.max())
-        cmin = float(inner.min()) if len(inner) else 0.0
+        shade = nodes["size"].astype(float).reset_index(drop=True)
     else:
         shade = color.reindex(ids.to_numpy()).astype(float).reset_index(drop=True)
-        cmin, cmax = color_range if color_range is not None else (None, None)
     extra = color_text.reindex(ids.to_numpy()).fillna("") if color_text is not None else None
-    root_size = max(int(values.max()), 1)
     labels = node_labels(nodes).map(plotly_escape)
     customdata = [
         [_wrap(d), int(dep), f"{s / root_size:.1%}", ""]
@@ -352,13 +382,6 @@ def tree_figure(
     if extra is not None:
         for row, text in zip(customdata, extra, strict=True):
             row[3] = plotly_escape(str(text))
-    root = int(ids[parent.isna()].iloc[0])
-    chosen = selected if selected is not None and selected in set(ids) and selected != root else None
-    # Open at the chosen node's parent: the node among its siblings, its children inside it.
-    level = None
-    if chosen is not None:
-        opens_at = int(nodes.loc[ids == chosen, "parent_id"].iloc[0])
-        level = str(opens_at) if opens_at != root else None
     line_width = [3.5 if i == chosen else 1.0 for i in ids]
     line_color = ["#d9480f" if i == chosen else "#ffffff" for i in ids]
     hover = (
@@ -609,6 +632,38 @@ def _choice_filter(
     )
 
 
+JUDGE_OPTIONS = 200  # judges the Judge filter lists (most votes first); any other can be typed in
+
+
+def _judge_filter(judges: Sequence[str]) -> str:
+    """The Judge filter: ``judges`` (most votes first). A crowd of 20,000 voters would put 20,000
+    options (~320 kB) into every page; it lists the :data:`JUDGE_OPTIONS` most active ones
+    (alphabetically) and takes any other judge's id typed in."""
+    known = set(judges)
+
+    def valid(v: Any) -> bool:
+        return v == ALL or v in known
+
+    listed = sorted(judges[:JUDGE_OPTIONS])
+    chosen = _shared_value("judge", str, ALL, valid)
+    if chosen != ALL and chosen not in listed:
+        listed.insert(0, chosen)
+    more = len(judges) > JUDGE_OPTIONS
+    return shared_widget(
+        st.selectbox,
+        "Judge",
+        "judge",
+        default=ALL,
+        valid=valid,
+        options=[ALL, *listed],
+        format_func=lambda j: "All judges" if j == ALL else j,
+        accept_new_options=more,
+        help=f"The {JUDGE_OPTIONS} judges with the most votes are listed; type any other judge's id."
+        if more
+        else None,
+    )
+
+
 def _date_filter(label: str, state_key: str, default: date, first: date, last: date) -> date:
     def valid(v: Any) -> bool:
         return isinstance(v, date) and first <= v <= last
@@ -651,8 +706,7 @@ def sidebar_filters(options: dict[str, Any]) -> dict[str, Any]:
             if len(kinds) > 1
             else ALL
         )
-        judges = sorted(j for j, k in options["judges"].items() if kind in (ALL, k))
-        judge = _choice_filter("Judge", "judge", judges, lambda j: "All judges" if j == ALL else j)
+        judge = _judge_filter([j for j, k in options["judges"].items() if kind in (ALL, k)])
         language = ALL
         if options["languages"]:
             language = _choice_filter(
@@ -704,54 +758,6 @@ def download_csv(df: pd.DataFrame, name: str, label: str = "CSV", key: str | Non
 def slug(text: str) -> str:
     """``text`` reduced to a safe file-name part."""
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:60] or "data"
-
-
-def interval_figure(
-    table: pd.DataFrame,
-    value: str,
-    lower: str,
-    upper: str,
-    *,
-    label: str = "model",
-    title: str = "Rating",
-    count: str | None = None,
-    height_per_row: int = 22,
-) -> go.Figure:
-    """A point-and-whisker chart: one row per ``label`` (best on top), ``value`` with its
-    [``lower``, ``upper``] interval; ``count`` (e.g. battles) goes into the hover text."""
-    rows = table.sort_values(value, ascending=True)
-    names = [plotly_escape(str(m)) for m in rows[label]]
-    counts = rows[count].tolist() if count else [None] * len(rows)
-    hover = [
-        f"<b>{n}</b><br>{title}: {v:.3g} [{lo:.3g}, {hi:.3g}]"
-        + (f"<br>{count}: {c:,}" if c is not None else "")
-        for n, v, lo, hi, c in zip(names, rows[value], rows[lower], rows[upper], counts, strict=True)
-    ]
-    fig = go.Figure(
-        go.Scatter(
-            x=rows[value].tolist(),
-            y=names,
-            mode="markers",
-            marker={"color": "#1f7a5c", "size": 8},
-            error_x={
-                "type": "data",
-                "symmetric": False,
-                "array": (rows[upper] - rows[value]).tolist(),
-                "arrayminus": (rows[value] - rows[lower]).tolist(),
-                "color": "#7dbb9c",
-                "thickness": 2,
-            },
-            hovertext=hover,
-            hoverinfo="text",
-        )
-    )
-    fig.update_layout(
-        height=max(240, 60 + height_per_row * len(rows)),
-        margin={"t": 10, "l": 0, "r": 10, "b": 40},
-        xaxis_title=plotly_escape(title),
-        yaxis={"type": "category", "automargin": True},
-    )
-    return fig
 
 
 def matrix_figure(
@@ -1076,10 +1082,35 @@ def has_estimate(headline: dict) -> bool:
     return bool(headline) and not _missing(headline.get("estimate"))
 
 
-def headline_metric(headline: dict, compact: bool = False) -> None:
+FINDINGS_COLUMN_CONFIG = {
+    "title": st.column_config.TextColumn("Audit", width="medium"),
+    "headline": st.column_config.TextColumn(
+        "Headline", help="the estimate with its interval, p-value and n", width="large"
+    ),
+    "flagged": st.column_config.NumberColumn(
+        "Flagged", help="rows flagged across the finding's tables (voters, nodes, pairs...)", format="%d"
+    ),
+}
+
+
+def findings_overview(findings: Sequence[Any]) -> pd.DataFrame:
+    """One row per finding of an audit run (:class:`pipelines.audit.result.Finding`), in run
+    order: title, headline in one line (or why the audit does not apply), flagged rows."""
+    return pd.DataFrame(
+        {
+            "title": [f.title for f in findings],
+            "headline": [
+                headline_text(f.headline) if f.applicable else f"not applicable: {f.summary}"
+                for f in findings
+            ],
+            "flagged": [f.flagged if f.applicable else None for f in findings],
+        }
+    ).astype({"flagged": "Int64"})
+
+
+def headline_metric(headline: dict) -> None:
     """A finding's headline as an ``st.metric``: estimate (with unit), interval and p-value below.
-    A unit that is a share ('share of ...') shows as a percentage. ``compact``: the unit goes into
-    the metric's help instead of its value (for a row of small metrics)."""
+    A unit that is a share ('share of ...') shows as a percentage (the unit goes into the help)."""
     missing = _missing
     if not has_estimate(headline):
         return
@@ -1096,137 +1127,15 @@ def headline_metric(headline: dict, compact: bool = False) -> None:
         parts.append(f"p = {headline['p_value']:.2g}")
     if headline.get("n") is not None:
         parts.append(f"n = {_fmt_number(headline['n'])}")
-    suffix = "" if share or compact or not unit else f" {unit}"
+    suffix = "" if share or not unit else f" {unit}"
     st.metric(
         md_escape(str(headline.get("label", "Estimate"))),
         f"{fmt(headline['estimate'])}{suffix}",
         border=True,
-        help=md_escape(unit) if unit and (compact or share) else None,
+        help=md_escape(unit) if unit and share else None,
     )
     if parts:
         st.caption(" · ".join(parts))
-
-
-def _is_column(table: pd.DataFrame, name: Any) -> bool:
-    return isinstance(name, str) and name in table.columns
-
-
-SCATTER_POINTS = 3000  # points a finding's scatter plot draws at most (the browser pays for each)
-
-
-def scatter_sample(table: pd.DataFrame, flag: str | None, limit: int = SCATTER_POINTS) -> pd.DataFrame:
-    """At most ``limit`` rows of ``table`` for a scatter plot: every flagged row (``flag`` column)
-    and an evenly spaced, deterministic selection of the others, in the table's order."""
-    if len(table) <= limit:
-        return table
-    flagged = table[flag].astype(bool).to_numpy() if flag else np.zeros(len(table), dtype=bool)
-    rest = np.flatnonzero(~flagged)
-    room = max(limit - int(flagged.sum()), 0)
-    keep = rest[np.linspace(0, len(rest) - 1, room).astype(int)] if room and len(rest) else rest[:0]
-    return table.iloc[np.sort(np.concatenate([np.flatnonzero(flagged), keep]))]
-
-
-def finding_figure(tables: dict[str, pd.DataFrame], plot: dict) -> go.Figure | None:
-    """The Plotly figure a finding's ``plot`` spec asks for, or None when the spec or its columns
-    are missing. Spec: ``table`` (name in ``tables``), ``kind`` interval | bar | scatter |
-    heatmap, value columns ``x`` / ``y`` (``z`` for heatmaps), ``lower`` / ``upper`` (interval),
-    ``color`` (a flag column colours flagged rows red; another column is added to the row
-    label), ``label`` (a column naming each row, else the axis title), ``log_x``. Every label
-    from the data is escaped."""
-    table = tables.get(plot.get("table", ""))
-    kind = plot.get("kind")
-    x, y = plot.get("x"), plot.get("y")
-    if table is None or table.empty or kind is None or not _is_column(table, x):
-        return None
-    label = plot.get("label")
-    title = str(plot.get("title") or (label if label and not _is_column(table, label) else x))
-    if kind == "interval" and _is_column(table, plot.get("lower")) and _is_column(table, plot.get("upper")):
-        name_col = y if _is_column(table, y) else label if _is_column(table, label) else None
-        if name_col is None:
-            return None
-        rows = table.dropna(subset=[x]).head(60)
-        names = rows[name_col].astype(str).str.slice(0, 60)
-        color = plot.get("color")
-        if _is_column(rows, color) and rows[color].dtype != bool:
-            names = names + " · " + rows[color].astype(str)
-        shown = rows.assign(_label=names.to_numpy())
-        return interval_figure(shown, x, plot["lower"], plot["upper"], label="_label", title=title)
-    if kind == "bar" and _is_column(table, y):
-        rows = table.head(60)
-        horizontal = pd.api.types.is_numeric_dtype(rows[x]) and not pd.api.types.is_numeric_dtype(rows[y])
-        cat, val = (y, x) if horizontal else (x, y)
-        names = [plotly_escape(str(v)[:60]) for v in rows[cat]]
-        bar = go.Bar(
-            x=rows[val].tolist() if horizontal else names,
-            y=names if horizontal else rows[val].tolist(),
-            orientation="h" if horizontal else "v",
-            marker_color="#1f7a5c",
-        )
-        fig = go.Figure(bar)
-        fig.update_layout(
-            height=max(300, 22 * len(rows) + 80) if horizontal else 340,
-            margin={"t": 10, "b": 40},
-            xaxis_title=plotly_escape(title if horizontal else x),
-            yaxis_title=None if horizontal else plotly_escape(val),
-        )
-        fig.update_yaxes(type="category", automargin=True) if horizontal else fig.update_xaxes(
-            type="category"
-        )
-        return fig
-    if kind == "scatter" and _is_column(table, y):
-        color = plot.get("color")
-        total = len(table)
-        table = scatter_sample(table, color if _is_column(table, color) else None)
-        rows_flag = (
-            table[color].astype(bool) if _is_column(table, color) else pd.Series(False, index=table.index)
-        )
-        names = table[label].astype(str) if _is_column(table, label) else pd.Series("", index=table.index)
-        fig = go.Figure()
-        for on, name, col in ((False, "not flagged", "#9aa5a0"), (True, "flagged", "#c0392b")):
-            part = (rows_flag == on).to_numpy()
-            if not part.any():
-                continue
-            fig.add_trace(
-                go.Scatter(
-                    x=table.loc[part, x].tolist(),
-                    y=table.loc[part, y].tolist(),
-                    mode="markers",
-                    name=name,
-                    marker={"color": col, "size": 6, "opacity": 0.7},
-                    hovertext=[plotly_escape(t) for t in names[part]],
-                    hoverinfo="text+x+y",
-                )
-            )
-        fig.update_layout(
-            height=360,
-            margin={"t": 10, "b": 40},
-            xaxis_title=plotly_escape(x),
-            yaxis_title=plotly_escape(y),
-            xaxis_type="log" if plot.get("log_x") else "linear",
-        )
-        if len(table) < total:
-            fig.update_layout(
-                title={
-                    "text": f"{len(table):,} of {total:,} rows shown (every flagged one)",
-                    "font": {"size": 12},
-                },
-                margin={"t": 30, "b": 40},
-            )
-        return fig
-    if kind == "heatmap" and _is_column(table, y) and _is_column(table, plot.get("z")):
-        grid = table.pivot_table(index=y, columns=x, values=plot["z"], aggfunc="mean")
-        fig = go.Figure(
-            go.Heatmap(
-                z=grid.to_numpy(),
-                x=[plotly_escape(str(c)) for c in grid.columns],
-                y=[plotly_escape(str(i)) for i in grid.index],
-                colorscale="RdBu",
-                zmid=plot.get("zmid"),
-            )
-        )
-        fig.update_layout(height=max(300, 24 * len(grid) + 80), margin={"t": 10})
-        return fig
-    return None
 
 
 def finding_table(table: pd.DataFrame, key: str) -> pd.DataFrame | None:
@@ -1286,9 +1195,60 @@ def audit_evidence(dataset: str, row: pd.DataFrame, key: str) -> None:
         return
     votes = data.audit_evidence(dataset, list(ids)[:AUDIT_EVIDENCE])
     what = ", ".join(f"{c} {row[c].iloc[0]}" for c in ("judge", "node_id", "model") if c in row)
-    st.caption(f"{len(votes):,} votes behind this row ({what}), most telling first.")
-    st.dataframe(votes, hide_index=True, column_config=AUDIT_EVIDENCE_COLUMNS, key=f"{key}-evidence")
+    st.caption(
+        f"{len(votes):,} votes behind this row ({md_escape(what)}), most telling first. "
+        "Select a vote to read it in full."
+    )
+    vote_table(votes, key=f"{key}-evidence", column_config=AUDIT_EVIDENCE_COLUMNS)
     download_csv(votes, f"audit-evidence-{slug(key)}.csv", "Evidence CSV", key=f"{key}-evidence-csv")
+
+
+TEXT_SHOWN = 300  # characters of a prompt or answer a vote table cell holds (the rest: select the row)
+VOTE_TEXT = ("prompt", "response_a", "response_b")
+
+
+def clip_text(
+    votes: pd.DataFrame, columns: Sequence[str] = VOTE_TEXT, limit: int = TEXT_SHOWN
+) -> pd.DataFrame:
+    """``votes`` with each text of ``columns`` cut to ``limit`` characters (an ellipsis marks a cut):
+    a table of long answers would otherwise send every character to the browser."""
+    cut = {}
+    for c in columns:
+        if c in votes:
+            text = votes[c].astype("string")
+            cut[c] = text.where(text.str.len() <= limit, text.str.slice(0, limit - 1) + "…")
+    return votes.assign(**cut)
+
+
+def vote_table(votes: pd.DataFrame, key: str, **dataframe_kwargs: Any) -> None:
+    """Votes (prompt and both answers, texts cut to :data:`TEXT_SHOWN` characters) in a table; the
+    selected row's vote is shown in full below it, as plain text."""
+    picked = st.dataframe(
+        clip_text(votes),
+        hide_index=True,
+        key=key,
+        on_select="rerun",
+        selection_mode="single-row",
+        **dataframe_kwargs,
+    )
+    rows = picked["selection"]["rows"]
+    if not rows:
+        return
+    vote = votes.iloc[rows[0]]
+    st.text(  # plain text: ids and model names come from the data
+        f"Vote {vote.get('battle_id', '')} · judge {vote.get('judge', '—')} · {vote.get('model_a', 'A')} "
+        f"(left) vs {vote.get('model_b', 'B')} (right) · vote: {vote.get('winner', '—')}"
+    )
+    st.text("Prompt")
+    st.code(str(vote.get("prompt", "")), language=None, wrap_lines=True)
+    left, right = st.columns(2)
+    for side, column, label in (
+        (left, "response_a", "Response A (left)"),
+        (right, "response_b", "Response B (right)"),
+    ):
+        with side:
+            st.text(label)
+            st.code(str(vote.get(column, "")), language=None, wrap_lines=True)
 
 
 # --- leaderboard hub ------------------------------------------------------------------------------

@@ -214,9 +214,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             from .audit.stored import compute_audit
 
             run_id, audit = compute_audit(args.db, name, tree_id=tree["tree_id"])
-            flagged = sum(
-                int(t["flagged"].sum()) for f in audit.findings for t in f.tables.values() if "flagged" in t
-            )
+            flagged = sum(f.flagged for f in audit.findings)
             _log(f"  voter audit {run_id}: {flagged:,} flagged rows ({audit.seconds.get('total', 0):.1f} s)")
     if args.no_serve:
         return 0

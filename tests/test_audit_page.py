@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from helpers import EVIL, load, open_app_page, pairwise_batch, rerun
 
 from pipelines import store
+from pipelines.audit.result import headline_text
 from pipelines.audit.run import run_audit
 from pipelines.tree.read import resolve_tree
 
@@ -22,22 +24,55 @@ def pandalm_audit(bundled_db: Path):
         return run_audit(con, "pandalm", tree_id=resolve_tree(con, "pandalm"))
 
 
-def test_sections_are_the_findings(bundled_db: Path, pandalm_audit, monkeypatch) -> None:
+def findings_table(at):
+    (table,) = [d.value for d in at.dataframe if {"title", "headline", "flagged"} <= set(d.value.columns)]
+    return table
+
+
+def test_every_finding_listed_and_each_opens(bundled_db: Path, pandalm_audit, monkeypatch) -> None:
+    """The overview table lists every audit in run order with its headline and flagged count
+    (or why it does not apply); the page opens on the first finding with flagged rows, and the
+    picker opens each applicable finding with its own title, summary and figure."""
     at = open_app_page(bundled_db, monkeypatch, PAGE, dataset="pandalm")
-    titles = [h.value.replace("\\", "") for h in at.subheader]  # titles are shown Markdown-escaped
-    applicable = [f.title for f in pandalm_audit.findings if f.applicable]
-    assert titles[: len(applicable)] == applicable
-    texts = [t.value for t in at.text]
-    for f in pandalm_audit.findings:
+    table = findings_table(at)
+    assert table["title"].tolist() == [f.title for f in pandalm_audit.findings]
+    for row, f in zip(table.itertuples(), pandalm_audit.findings, strict=True):
         if f.applicable:
-            assert f.summary in texts, f.audit
+            assert row.headline == headline_text(f.headline) and row.flagged == f.flagged
+        else:
+            assert row.headline.startswith("not applicable") and pd.isna(row.flagged)
+    first = next(f for f in pandalm_audit.findings if f.applicable and f.flagged)
+    assert [h.value.replace("\\", "") for h in at.subheader] == [first.title]  # shown Markdown-escaped
     caption = " ".join(c.value for c in at.caption)
     assert f"{pandalm_audit.votes:,} votes by {pandalm_audit.voters:,} judges" in caption
+    for f in pandalm_audit.findings:
+        if not f.applicable:
+            continue
+        (picker,) = [s for s in at.selectbox if s.label == "Finding"]
+        picker.set_value(f.audit)
+        rerun(at)
+        assert [h.value.replace("\\", "") for h in at.subheader] == [f.title]
+        assert f.summary in [t.value for t in at.text], f.audit
+        assert at.query_params.get("finding") in (None, [f.audit], f.audit)
+
+
+def read_votes_behind(at, findings) -> list:
+    """Open findings in turn until one shows a 'Read the votes behind' picker; its pickers."""
+    for f in findings:
+        if not f.applicable:
+            continue
+        (picker,) = [s for s in at.selectbox if s.label == "Finding"]
+        picker.set_value(f.audit)
+        rerun(at)
+        pickers = [s for s in at.selectbox if s.label == "Read the votes behind"]
+        if pickers:
+            return pickers
+    return []
 
 
 def test_drill_down_shows_the_votes(bundled_db: Path, pandalm_audit, monkeypatch) -> None:
     at = open_app_page(bundled_db, monkeypatch, PAGE, dataset="pandalm")
-    pickers = [s for s in at.selectbox if s.label == "Read the votes behind"]
+    pickers = read_votes_behind(at, pandalm_audit.findings)
     assert pickers
     pickers[0].select_index(1)  # option 0 is "choose a row"
     rerun(at)
@@ -64,7 +99,8 @@ def test_hostile_prompts_stay_inert(tmp_path: Path, monkeypatch) -> None:
         db, "hostile", [pairwise_batch(240, prompt=EVIL + " [click](http://evil.example/{i})", judges=judges)]
     )
     at = open_app_page(db, monkeypatch, PAGE, dataset="hostile")
-    pickers = [s for s in at.selectbox if s.label == "Read the votes behind"]
+    with store.reader(db) as con:
+        pickers = read_votes_behind(at, run_audit(con, "hostile").findings)
     assert pickers
     pickers[0].select_index(1)
     rerun(at)
@@ -83,7 +119,7 @@ def test_non_vote_dataset_says_so(bundled_db: Path, monkeypatch) -> None:
 
 
 def test_every_finding_has_a_figure(pandalm_audit) -> None:
-    from dashboard.widgets import finding_figure
+    from pipelines.figures import finding_figure
 
     for f in pandalm_audit.findings:
         if f.applicable:
@@ -95,7 +131,7 @@ def test_scatter_keeps_every_flagged_voter_within_the_point_budget() -> None:
     import numpy as np
     import pandas as pd
 
-    from dashboard.widgets import SCATTER_POINTS, finding_figure, scatter_sample
+    from pipelines.figures import SCATTER_POINTS, finding_figure, scatter_sample
 
     rng = np.random.default_rng(0)
     table = pd.DataFrame({"judge": [f"u{i}" for i in range(20_000)], "votes": rng.integers(1, 500, 20_000)})

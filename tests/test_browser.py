@@ -339,8 +339,9 @@ def test_leaderboard_and_weaknesses_pages_in_chromium(arena_server: str, browser
 
 
 def test_voter_audit_page_in_chromium(arena_server: str, browser: Browser) -> None:
-    """Voter audit: every section renders with its plot, the LLM judge that favours one model is
-    flagged, and a drill-down shows the votes behind a row with hostile prompts as inert text."""
+    """Voter audit: every finding is listed; one opens (from the picker, and again from its shared
+    link) with its plot; the LLM judge that favours one model is flagged, and a drill-down shows
+    the votes behind a row with hostile prompts as inert text."""
     context = browser.new_context(viewport={"width": 1600, "height": 2400})
     page = context.new_page()
     dialogs: list[str] = []
@@ -351,13 +352,17 @@ def test_voter_audit_page_in_chromium(arena_server: str, browser: Browser) -> No
         page.goto(f"{arena_server}/?dataset=arena")
         page.get_by_test_id("stSidebarNav").get_by_role("link", name="Voter audit").click(timeout=30_000)
         expect(page.get_by_role("heading", name="Voter audit")).to_be_visible(timeout=60_000)
-        expect(page.get_by_role("heading", name="Voters concentrated on one model")).to_be_visible(
-            timeout=60_000
-        )
-        expect(page.get_by_role("heading", name="Position bias", exact=False)).to_be_visible()
-        plots = page.locator(".js-plotly-plot")
-        expect(plots.first).to_be_attached(timeout=30_000)
-        assert plots.count() >= 5
+        overview = page.get_by_test_id("stDataFrame").filter(has_text="Position bias").first
+        expect(overview).to_contain_text("Voters concentrated on one model", timeout=60_000)
+        # one finding at a time: open the fans finding from the picker; the URL keeps it
+        page.get_by_test_id("stSelectbox").filter(has_text="Finding").first.click()
+        page.get_by_role("option", name=re.compile(r"^Voters concentrated on one model")).click()
+        heading = page.get_by_role("heading", name="Voters concentrated on one model")
+        expect(heading).to_be_visible(timeout=60_000)
+        expect(page).to_have_url(re.compile(r"finding=concentrated_voters"), timeout=30_000)
+        page.reload()  # a shared link opens the same finding
+        expect(heading).to_be_visible(timeout=60_000)
+        expect(page.locator(".js-plotly-plot")).to_have_count(1, timeout=30_000)
         expect(page.get_by_test_id("stDataFrame").filter(has_text="llm-judge").first).to_be_attached()
         picker = page.get_by_test_id("stSelectbox").filter(has_text="Read the votes behind").first
         picker.scroll_into_view_if_needed()

@@ -17,7 +17,9 @@ from helpers import load, open_app_page, pairwise_batch, rerun
 from streamlit.testing.v1 import AppTest
 
 from dashboard import widgets
+from dashboard.data import PAIR_BATTLES_SHOWN
 from pipelines import slices
+from pipelines.audit.frame import evidence_votes
 from pipelines.battles import NO_FILTERS, load_battles
 
 PAGE = "views/leaderboard.py"
@@ -155,19 +157,38 @@ def test_drill_down_model_opponent_battles(db: Path, monkeypatch) -> None:
     assert at.query_params["model"] == "GPT 4" and at.query_params["opponent"] == opponent
     battles = table_with(at, "prompt", "response_a", "response_b", "outcome")
     ids = slices.pair_battle_ids(votes, "GPT 4", opponent)
-    assert len(battles) == min(len(ids), 200)
+    assert len(battles) == min(len(ids), PAIR_BATTLES_SHOWN)
     assert set(battles["battle_id"]) <= set(ids)
     assert set(zip(battles["model_a"], battles["model_b"], strict=True)) <= {
         ("GPT 4", opponent),
         (opponent, "GPT 4"),
     }
     row = record.set_index("opponent").loc[opponent]
-    if len(ids) <= 200:
+    if len(ids) <= PAIR_BATTLES_SHOWN:
         assert (battles["outcome"] == "won").sum() == row["wins"]
     assert battles["prompt"].str.len().gt(0).all()
     # Untrusted prompt text is only in the dataframe, never in markdown.
     sample = battles["prompt"].iloc[0][:40]
     assert not any(sample in m.value for m in at.markdown)
+    # Long answers are cut in the table; selecting a vote shows it in full, as plain text.
+    with duckdb.connect(str(db), read_only=True) as con:
+        full = evidence_votes(con, "llmfao", battles["battle_id"].tolist()).set_index("battle_id")
+    for column in ("prompt", "response_a", "response_b"):
+        cells, texts = battles[column], full.loc[battles["battle_id"], column].to_numpy()
+        assert cells.str.len().le(widgets.TEXT_SHOWN).all()
+        assert all(
+            c == t or (c.endswith("…") and t.startswith(c[:-1])) for c, t in zip(cells, texts, strict=True)
+        )
+    longest = int(full.loc[battles["battle_id"], "response_a"].str.len().to_numpy().argmax())
+    assert (
+        len(full["response_a"].iloc[0])
+        and len(full.loc[battles["battle_id"].iloc[longest], "response_a"]) > widgets.TEXT_SHOWN
+    )
+    at.session_state["pair-battles"] = {"selection": {"rows": [longest], "columns": []}}
+    rerun(at)
+    vote = full.loc[battles["battle_id"].iloc[longest]]
+    got = [c.value for c in at.code][-3:]  # st.code trims surrounding whitespace
+    assert got == [vote[c].strip() for c in ("prompt", "response_a", "response_b")]
 
     # Picking another model updates the record and the URL; a stale opponent falls back.
     box = at.selectbox(key="_shared_model")

@@ -158,16 +158,24 @@ def test_global_leaderboard_matches_the_ratings_pipeline(arena_db: dict, monkeyp
     assert chart["y"] == expected["model"].tolist()[::-1]
     np.testing.assert_allclose(chart["x"], expected["rating"].to_numpy()[::-1])
     np.testing.assert_allclose(chart["error_x"]["array"], (expected["upper"] - expected["rating"])[::-1])
-    # Head-to-head heatmaps: win rates (ties half) and battle counts per pair, in rating order.
+    # Head-to-head heatmaps, in rating order: win rates (ties half) in the open tab; the battle
+    # counts only once their (lazy) tab is opened.
     win_rate, counts = ratings.pair_matrices(votes)
-    heat = [f["data"][0] for f in figures(at) if f["data"][0]["type"] == "heatmap"]
-    assert [h["y"] for h in heat] == [expected["model"].tolist()] * 2
     order = expected["model"].tolist()
-    rate = np.array(heat[0]["z"], dtype=float)
-    np.testing.assert_allclose(rate, win_rate.loc[order, order].to_numpy(), equal_nan=True)
-    np.testing.assert_array_equal(np.array(heat[1]["z"]), counts.loc[order, order].to_numpy())
-    assert counts.loc["alpha", "beta"] == 144  # 72 prompts x 2 repeats
+
+    def heatmaps() -> list[dict]:
+        return [f["data"][0] for f in figures(at) if f["data"][0]["type"] == "heatmap"]
+
+    (rate,) = heatmaps()
+    assert rate["y"] == order
+    np.testing.assert_allclose(np.array(rate["z"], dtype=float), win_rate.loc[order, order], equal_nan=True)
     assert not at.get("progress")  # the progress bar is gone once the work is done
+    at.session_state["head-to-head"] = "Battle count"  # open the other tab
+    rerun(at)
+    (count,) = heatmaps()
+    assert count["y"] == order
+    np.testing.assert_array_equal(np.array(count["z"]), counts.loc[order, order].to_numpy())
+    assert counts.loc["alpha", "beta"] == 144  # 72 prompts x 2 repeats
 
 
 def test_filters_change_the_numbers_and_persist_across_pages(arena_db: dict, monkeypatch) -> None:
@@ -255,6 +263,9 @@ def test_rao_kupper_and_online_elo(arena_db: dict, monkeypatch) -> None:
     np.testing.assert_allclose(table_with(at, "rating", "rank_ub")["rating"], expected["rating"])
     assert metrics(at)["Tie parameter θ"] == f"{expected.attrs['theta']:.2f}"
 
+    assert not [d for d in at.dataframe if "elo" in d.value.columns]  # computed only once opened
+    at.session_state["online-elo"] = True  # open the expander
+    rerun(at)
     elo = table_with(at, "elo")
     reference = ratings.online_elo(votes)
     assert elo["model"].tolist() == reference.index.tolist()
@@ -297,3 +308,23 @@ def test_untrusted_model_names_are_escaped_and_csv_is_formula_safe(arena_db: dic
 
 def open_page(db: Path, monkeypatch: pytest.MonkeyPatch, **query: str) -> AppTest:
     return open_app_page(db, monkeypatch, PAGE, **query)
+
+
+def test_a_crowd_of_judges_lists_the_most_active_and_takes_any(tmp_path: Path, monkeypatch) -> None:
+    """With more judges than the Judge filter lists, the most active ones are listed and any other
+    judge's id still filters the votes (from a shared link, or typed in)."""
+    from dashboard.widgets import JUDGE_OPTIONS
+
+    crowd = [(f"crowd-{j:04d}", "human") for j in range(JUDGE_OPTIONS + 50)]
+    busy = [("busy-voter", "human")] * 3  # busy-voter casts 3 of every len(judges) votes
+    db = tmp_path / "crowd.duckdb"
+    load(db, "crowd", [pairwise_batch(2 * len(crowd + busy), judges=crowd + busy)])
+    at = open_page(db, monkeypatch, dataset="crowd")
+    (picker,) = [s for s in at.sidebar.selectbox if s.label == "Judge"]
+    assert len(picker.options) == JUDGE_OPTIONS + 1 and "busy-voter" in picker.options
+    rare = crowd[-1][0]
+    assert rare not in picker.options
+    at = open_page(db, monkeypatch, dataset="crowd", judge=rare)
+    (picker,) = [s for s in at.sidebar.selectbox if s.label == "Judge"]
+    assert picker.value == rare and rare in picker.options
+    assert metrics(at)["Votes"] == "2" and metrics(at)["Judges"] == "1"

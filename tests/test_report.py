@@ -27,9 +27,10 @@ from pipelines import store
 from pipelines.ingest.base import Batch
 from pipelines.leaderboards import build_leaderboard
 from pipelines.report import ReportRequest, build_report, format_for, write_report
+from pipelines.report.content import PAGE_ROWS, Report, Section
 from pipelines.report.export import report_bytes
 from pipelines.report.html import render_html
-from pipelines.report.markdown import md_escape, write_markdown
+from pipelines.report.markdown import md_escape, render_markdown, write_markdown
 from pipelines.report.pdf import write_pdf
 from pipelines.report.tables import csv_bytes, table_files
 from pipelines.tree.build import build_tree
@@ -139,6 +140,38 @@ def test_audit_evidence_with_prompt_text(hostile_report):
     assert examples, "the left-clicking voter should be flagged with example votes"
     assert examples[0]["prompt"].str.startswith(EVIL_PROMPT).all()
     assert any("lefty" in set(t.get("judge", pd.Series(dtype=str))) for t in tables.values())
+
+
+def test_audit_scatter_plots_reach_the_report(hostile_report):
+    """The report draws every kind of finding plot the dashboard draws (same code), including the
+    per-voter scatter where the left-clicking voter is the flagged point."""
+    flagged = [
+        trace
+        for name, fig in hostile_report.figures().items()
+        if name.startswith("audit_")
+        for trace in fig.data
+        if trace.type == "scatter" and trace.name == "flagged"
+    ]
+    assert any("lefty" in list(t.hovertext) for t in flagged)
+
+
+def test_pages_cut_long_tables_but_never_a_leaderboard():
+    """A page shows the first PAGE_ROWS rows of a long table and says so; a leaderboard shows
+    every model; the CSV export always holds every row."""
+    long = pd.DataFrame({"model": [f"m{i:03d}" for i in range(PAGE_ROWS + 20)], "rating": 1.0})
+    s = Section("x", "X")
+    s.table("voters", long)
+    s.table("leaderboard", long, rows=None)
+    rep = Report("t", "scope", [s], {}, "2026-01-01")
+    page = render_html(rep)
+    cut = f"First {PAGE_ROWS} of {len(long):,} rows"
+    assert page.count(cut) == 1 and page.count(f"<td>m{len(long) - 1:03d}</td>") == 1
+    markdown = render_markdown(rep, folder="f", fmt="svg")
+    assert markdown.count(cut) == 1 and markdown.count(f"| m{len(long) - 1:03d} |") == 1
+    assert all(
+        len(list(csv.reader(io.StringIO(b.decode())))) == len(long) + 1
+        for b in table_files(rep, "csv").values()
+    )
 
 
 def test_csv_and_parquet_every_table_neutralised(hostile_report, tmp_path):

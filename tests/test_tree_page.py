@@ -234,3 +234,34 @@ def test_tree_page_without_a_database(tmp_path: Path, monkeypatch) -> None:
 def open_tree_page(db: Path, monkeypatch: pytest.MonkeyPatch, **query: str) -> AppTest:
     """The Capability tree page run against ``db``, opened with URL query parameters ``query``."""
     return open_app_page(db, monkeypatch, PAGE, **query)
+
+
+def test_treemap_sends_only_the_nodes_in_view() -> None:
+    """A big tree's treemap carries the opened node's ancestors (its path bar) and the levels in
+    view below it, not every node; sizes, the opened level and the outline are those of the
+    whole tree."""
+    from dashboard.widgets import tree_figure, visible_nodes
+
+    # 0 -> (1 -> (3 -> 5 -> 6, 4), 2)
+    parents = {0: None, 1: 0, 2: 0, 3: 1, 4: 1, 5: 3, 6: 5}
+    depth = {0: 0, 1: 1, 2: 1, 3: 2, 4: 2, 5: 3, 6: 4}
+    size = {0: 10, 1: 7, 2: 3, 3: 5, 4: 2, 5: 5, 6: 5}
+    nodes = pd.DataFrame(
+        {
+            "node_id": list(parents),
+            "parent_id": pd.array(list(parents.values()), dtype="Int64"),
+            "depth": [depth[i] for i in parents],
+            "size": [size[i] for i in parents],
+            "description": [f"node {i}" for i in parents],
+            "keywords": [[f"k{i}"] for i in parents],
+        }
+    )
+    assert set(visible_nodes(nodes, 0, 2)["node_id"]) == {0, 1, 2, 3, 4}
+    assert set(visible_nodes(nodes, 3, 1)["node_id"]) == {0, 1, 3, 5}
+    assert set(visible_nodes(nodes, 0, 9)["node_id"]) == set(parents)
+    trace = tree_figure(nodes, selected=5, max_depth=1).data[0]
+    assert trace.level == "3" and sorted(trace.ids) == ["0", "1", "3", "5"]
+    assert dict(zip(trace.ids, trace.values, strict=True)) == {str(i): size[i] for i in (0, 1, 3, 5)}
+    assert trace.marker.line.width[list(trace.ids).index("5")] > 1  # the chosen node, outlined
+    # the colour scale still spans every node below the root, drawn or not
+    assert (trace.marker.cmin, trace.marker.cmax) == (2.0, 7.0)

@@ -1,11 +1,17 @@
-"""Voter audit: is the crowd biased, and where? One section per audit, each with its headline
-number and interval, a plot, the flagged voters or nodes, and the votes behind any row."""
+"""Voter audit: is the crowd biased, and where? Every audit's headline and flagged count in one
+table; one finding at a time (kept in the URL) with its plot, its tables of voters or nodes, and
+the votes behind any row. One finding at a time keeps the page to one chart: at a million votes
+the browser's drawing, not the server, was what made the page slow."""
 
 from __future__ import annotations
+
+from functools import partial
 
 import streamlit as st
 
 from dashboard import data, widgets
+
+FINDING = "finding"  # session / URL key of the finding shown
 
 st.title("Voter audit")
 
@@ -67,29 +73,51 @@ st.caption(
     + (f" · stored run {result.run_id}" if result.run_id else "")
 )
 
+# --- every finding in one table; one finding's details at a time -----------------------------------
 sections = [f for f in result.findings if f.applicable]
 skipped = [f for f in result.findings if not f.applicable]
-with st.container(horizontal=True):
-    for f in sections:
-        if widgets.has_estimate(f.headline):
-            with st.container(width=230):
-                widgets.headline_metric({**f.headline, "label": f.title}, compact=True)
-
-for f in sections:
-    st.subheader(widgets.md_escape(f.title), anchor=f.audit, divider="gray")
-    st.text(f.summary)
-    left, right = st.columns([3, 2])
-    with left:
-        fig = data.finding_figure(f, lambda f: widgets.finding_figure(f.tables, f.plot))
-        if fig is not None:
-            st.plotly_chart(fig, key=f"fig-{f.audit}", config={"displaylogo": False})
-    with right:
-        widgets.headline_metric(f.headline)
-        with st.popover("Method and parameters", icon=":material/info:"):
-            st.json(f.params)
-    names = list(f.tables)
-    if not names:
-        continue
+if not sections:
+    st.info("None of the audits applies to these votes.", icon=":material/info:")
+    for f in skipped:
+        st.text(f"{f.title}: {f.summary}")
+    st.stop()
+by_key = {f.audit: f for f in sections}
+flagged = [f.audit for f in sections if f.flagged]
+st.dataframe(
+    widgets.findings_overview(result.findings),
+    hide_index=True,
+    column_config=widgets.FINDINGS_COLUMN_CONFIG,
+    key="findings",
+    on_select=partial(
+        widgets.row_picked, "findings", FINDING, [f.audit if f.applicable else None for f in result.findings]
+    ),
+    selection_mode="single-row",
+)
+key = widgets.shared_widget(
+    st.selectbox,
+    "Finding",
+    FINDING,
+    default=(flagged or list(by_key))[0],
+    valid=by_key.__contains__,
+    options=list(by_key),
+    format_func=lambda k: f"{by_key[k].title} ({by_key[k].flagged:,} flagged)",
+    width=520,
+    help="Every applicable audit; the first with flagged rows opens first. Pick a row above to open it too.",
+)
+f = by_key[key]
+st.subheader(widgets.md_escape(f.title), anchor=f.audit, divider="gray")
+st.text(f.summary)
+left, right = st.columns([3, 2])
+with left:
+    fig = data.finding_figure(f, lambda f: widgets.finding_figure(f.tables, f.plot))
+    if fig is not None:
+        st.plotly_chart(fig, key=f"fig-{f.audit}", config={"displaylogo": False})
+with right:
+    widgets.headline_metric(f.headline)
+    with st.popover("Method and parameters", icon=":material/info:"):
+        st.json(f.params)
+names = list(f.tables)
+if names:
     # One table at a time (a choice, not tabs: tabs would send every table to the browser).
     name = names[0]
     if len(names) > 1:
@@ -107,19 +135,14 @@ for f in sections:
     table = f.tables[name]
     if table.empty:
         st.caption("Nothing here.")
-        continue
-    picked = widgets.finding_table(table, key=f"tbl-{f.audit}-{name}")
-    widgets.download_csv(
-        table.drop(columns=[c for c in ("battle_ids",) if c in table]),
-        f"audit-{widgets.slug(dataset)}-{f.audit}-{name}.csv",
-        key=f"csv-{f.audit}-{name}",
-    )
-    if picked is not None:
-        widgets.audit_evidence(dataset, picked, key=f"{f.audit}-{name}")
-    elif "battle_ids" in table:
-        st.caption("Choose a row above to read the votes behind it.")
-
-if skipped:
-    st.subheader("Not applicable to these votes", anchor="not-applicable", divider="gray")
-    for f in skipped:
-        st.text(f"{f.title}: {f.summary}")
+    else:
+        picked = widgets.finding_table(table, key=f"tbl-{f.audit}-{name}")
+        widgets.download_csv(
+            table.drop(columns=[c for c in ("battle_ids",) if c in table]),
+            f"audit-{widgets.slug(dataset)}-{f.audit}-{name}.csv",
+            key=f"csv-{f.audit}-{name}",
+        )
+        if picked is not None:
+            widgets.audit_evidence(dataset, picked, key=f"{f.audit}-{name}")
+        elif "battle_ids" in table:
+            st.caption("Choose a row above to read the votes behind it.")

@@ -46,15 +46,6 @@ else:
 where = "global" if node == data.ROOT else f"node-{node}"
 
 
-def _picked(table_key: str, state_key: str, values: list[str]) -> None:
-    """``on_select`` of a single-row table whose rows are ``values``: make the picked row's value
-    the shared choice ``state_key`` (the drill-down's model or opponent)."""
-    event = st.session_state.get(table_key)
-    rows = event["selection"].get("rows", []) if event else []
-    if rows:
-        st.session_state[state_key] = values[rows[0]]
-
-
 def show_accuracy() -> None:
     """Per-instance data: accuracy per model with exact intervals."""
     board = data.accuracy(dataset, tree_id, node)
@@ -177,7 +168,7 @@ with left:
         column_order=["rank_ub", "model", "rating", "lower", "upper", "rank_range", "p_top", "battles"],
         column_config=widgets.HUB_COLUMN_CONFIG,
         key="leaderboard-table",
-        on_select=partial(_picked, "leaderboard-table", widgets.MODEL, table["model"].tolist()),
+        on_select=partial(widgets.row_picked, "leaderboard-table", widgets.MODEL, table["model"].tolist()),
         selection_mode="single-row",
     )
     with st.container(horizontal=True):
@@ -358,23 +349,28 @@ shown = order
 if len(order) > HEATMAP_MODELS:
     top = st.slider("Models shown (top by rating)", 2, len(order), HEATMAP_MODELS, key="heatmap-models")
     shown = order[:top]
-rate_tab, count_tab = st.tabs(["Win rate", "Battle count"])
-with rate_tab:
-    st.caption("Share of the row model's battles against the column model that it won (ties count half).")
-    st.plotly_chart(
-        widgets.matrix_figure(
-            win_rate.loc[shown, shown], title="Win rate", zmid=0.5, counts=pair_counts.loc[shown, shown]
-        ),
-        key="winrate-heatmap",
-        config={"displaylogo": False},
-    )
-with count_tab:
-    st.caption("Battles between each pair of models (either side).")
-    st.plotly_chart(
-        widgets.matrix_figure(pair_counts.loc[shown, shown], title="Battles", colorscale="Greens", fmt=",d"),
-        key="count-heatmap",
-        config={"displaylogo": False},
-    )
+# Lazy tabs: only the open one is computed and sent (each heatmap costs the browser a Plotly draw).
+rate_tab, count_tab = st.tabs(["Win rate", "Battle count"], key="head-to-head", on_change="rerun")
+if rate_tab.open:
+    with rate_tab:
+        st.caption("Share of the row model's battles against the column model that it won (ties count half).")
+        st.plotly_chart(
+            widgets.matrix_figure(
+                win_rate.loc[shown, shown], title="Win rate", zmid=0.5, counts=pair_counts.loc[shown, shown]
+            ),
+            key="winrate-heatmap",
+            config={"displaylogo": False},
+        )
+if count_tab.open:
+    with count_tab:
+        st.caption("Battles between each pair of models (either side).")
+        st.plotly_chart(
+            widgets.matrix_figure(
+                pair_counts.loc[shown, shown], title="Battles", colorscale="Greens", fmt=",d"
+            ),
+            key="count-heatmap",
+            config={"displaylogo": False},
+        )
 
 
 # --- drill-down: model -> its opponents in this node -> the battles of one pair --------------------
@@ -404,7 +400,7 @@ st.dataframe(
     hide_index=True,
     column_config=widgets.RECORD_COLUMN_CONFIG,
     key="record-table",
-    on_select=partial(_picked, "record-table", OPPONENT, opponents),
+    on_select=partial(widgets.row_picked, "record-table", OPPONENT, opponents),
     selection_mode="single-row",
 )
 widgets.download_csv(
@@ -425,31 +421,37 @@ if opponents:
     st.caption(
         f"{len(shown):,} of the {total:,} votes between {widgets.md_escape(model)} and "
         f"{widgets.md_escape(opponent)}, newest first: prompt and "
-        "both answers as plain text."
+        "both answers as plain text (select a vote to read it in full)."
     )
-    st.dataframe(
+    widgets.vote_table(
         shown,
-        hide_index=True,
+        key="pair-battles",
         column_order=["outcome", "model_a", "model_b", "winner", "prompt", "response_a", "response_b"],
         column_config=widgets.PAIR_BATTLE_COLUMNS,
-        key="pair-battles",
-    )  # fmt: skip
+    )
     pair = f"{widgets.slug(model)}-vs-{widgets.slug(opponent)}"
     widgets.download_csv(shown, f"battles-{widgets.slug(dataset)}-{where}-{pair}.csv", "Battles CSV")
 
-with st.expander("Online Elo (order-dependent, no intervals)", icon=":material/timeline:"):
-    st.caption(
-        "FastChat's sequential Elo over the votes in time order (K = 4): each vote moves both ratings. "
-        "It depends on the order of the votes; the table above does not."
-    )
-    elo = data.online_elo(dataset, filters, tree_id, node)
-    elo = elo.merge(table[["model", "rating"]], on="model", how="left")
-    st.dataframe(
-        elo,
-        hide_index=True,
-        column_config={
-            **widgets.LEADERBOARD_COLUMN_CONFIG,
-            "rating": widgets.LEADERBOARD_COLUMN_CONFIG["rating"],
-        },
-        key="elo-table",
-    )
+elo_box = st.expander(
+    "Online Elo (order-dependent, no intervals)",
+    icon=":material/timeline:",
+    key="online-elo",
+    on_change="rerun",
+)
+if elo_box.open:  # computed and sent only when opened
+    with elo_box:
+        st.caption(
+            "FastChat's sequential Elo over the votes in time order (K = 4): each vote moves both ratings. "
+            "It depends on the order of the votes; the table above does not."
+        )
+        elo = data.online_elo(dataset, filters, tree_id, node)
+        elo = elo.merge(table[["model", "rating"]], on="model", how="left")
+        st.dataframe(
+            elo,
+            hide_index=True,
+            column_config={
+                **widgets.LEADERBOARD_COLUMN_CONFIG,
+                "rating": widgets.LEADERBOARD_COLUMN_CONFIG["rating"],
+            },
+            key="elo-table",
+        )

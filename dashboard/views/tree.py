@@ -179,7 +179,7 @@ items = data.node_items(tree_id, node, limit=EXAMPLES)
 st.subheader("Example prompts", anchor=False)
 st.caption(f"{len(items):,} of the {size:,} items under this node. Select a row to read a prompt in full.")
 picked = st.dataframe(
-    items,
+    widgets.clip_text(items, ["text"]),  # the selected prompt is shown in full below
     hide_index=True,
     column_order=["source_ids", "text", "leaf_id"],
     column_config=widgets.ITEM_COLUMN_CONFIG,

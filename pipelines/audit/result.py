@@ -38,6 +38,11 @@ class Finding:
     applicable: bool = True
     seconds: float = 0.0
 
+    @property
+    def flagged(self) -> int:
+        """Rows flagged across the finding's tables (voters, nodes, pairs...)."""
+        return sum(int(t["flagged"].sum()) for t in self.tables.values() if "flagged" in t)
+
     def as_dict(self) -> dict:
         """JSON-able dict: tables as lists of records (``columns`` keeps each table's column order,
         so an empty table survives a round trip), plus the plot spec."""

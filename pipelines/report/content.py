@@ -20,13 +20,12 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from .. import __version__
+from .. import __version__, figures
 from ..battles import NO_FILTERS, Filters, dataset_kind
 from ..errors import ArenatreeError
 from ..leaderboards import Leaderboard, build_leaderboard
 from ..queries import dataset_summary, imports
 from ..scores import import_ids
-from . import figures
 
 # section key -> title, in report order
 SECTIONS: dict[str, str] = {
@@ -41,6 +40,7 @@ SECTIONS: dict[str, str] = {
 MIN_LEADER_N = 20  # votes / items a model needs in a node to lead it (unless none has that many)
 EXAMPLE_VOTES = 3  # example votes shown per audit finding
 PROMPT_CHARS = 500  # prompt text shown per example vote
+PAGE_ROWS = 50  # rows a page (HTML, Markdown, PDF) shows of a long table; the CSV export holds all
 ProgressFn = Callable[[str, float], None]
 
 
@@ -76,13 +76,15 @@ class ReportRequest:
 class Block:
     """One piece of a section. ``kind``: 'heading' | 'text' | 'note' | 'table' | 'figure'. ``text``:
     raw text (headings, paragraphs; a table's or figure's caption). ``name``: a file-safe id for
-    tables and figures (unique in the report). ``table``: every row (writers may show fewer)."""
+    tables and figures (unique in the report). ``table``: every row; the HTML, Markdown and PDF
+    pages show the first ``rows`` of it (None: all), the CSV / Parquet exports every row."""
 
     kind: str
     text: str = ""
     name: str = ""
     table: pd.DataFrame | None = None
     figure: go.Figure | None = None
+    rows: int | None = None
 
 
 @dataclass
@@ -94,12 +96,13 @@ class Section:
     def text(self, text: str, kind: str = "text") -> None:
         self.blocks.append(Block(kind, text))
 
-    def table(self, name: str, table: pd.DataFrame, caption: str = "") -> None:
-        self.blocks.append(Block("table", caption, name, table.reset_index(drop=True)))
+    def table(self, name: str, table: pd.DataFrame, caption: str = "", rows: int | None = PAGE_ROWS) -> None:
+        """Add ``table``; a page shows its first ``rows`` rows (None: every row, as for leaderboards)."""
+        self.blocks.append(Block("table", caption, name, table.reset_index(drop=True), rows=rows))
 
     def figure(self, name: str, fig: go.Figure | None, caption: str = "") -> None:
         if fig is not None:
-            self.blocks.append(Block("figure", caption, name, figure=fig))
+            self.blocks.append(Block("figure", caption, name, figure=figures.printable(fig)))
 
 
 @dataclass
@@ -190,8 +193,11 @@ def leaderboard_section(ctx: _Context) -> Section:
             f"{ctx.req.level:.0%} Clopper–Pearson intervals; rank (UB) = 1 + the number of models "
             "whose lower bound is above this model's upper bound."
         )
-        s.table("leaderboard", t[["rank_ub", "model", "score", "lower", "upper", "items"]])
-        s.figure("leaderboard", figures.interval_figure(t, "score", "lower", "upper", "model", "accuracy"))
+        s.table("leaderboard", t[["rank_ub", "model", "score", "lower", "upper", "items"]], rows=None)
+        s.figure(
+            "leaderboard",
+            figures.interval_figure(t, "score", "lower", "upper", label="model", title="accuracy"),
+        )
         return s
     s.text(
         f"Bradley–Terry ratings ({'ties as half a win' if ctx.req.method == 'bt' else 'Rao–Kupper ties'})"
@@ -199,8 +205,10 @@ def leaderboard_section(ctx: _Context) -> Section:
         f"bootstrap intervals ({ctx.req.rounds} rounds, seed {ctx.req.seed}). 400 points = 10x odds; "
         "rank (UB) = 1 + the number of models whose lower bound is above this model's upper bound."
     )
-    s.table("leaderboard", t[["rank_ub", "model", "rating", "lower", "upper", "battles"]])
-    s.figure("leaderboard", figures.interval_figure(t, "rating", "lower", "upper", "model", "rating"))
+    s.table("leaderboard", t[["rank_ub", "model", "rating", "lower", "upper", "battles"]], rows=None)
+    s.figure(
+        "leaderboard", figures.interval_figure(t, "rating", "lower", "upper", label="model", title="rating")
+    )
     return s
 
 
@@ -231,11 +239,15 @@ def style_section(ctx: _Context) -> Section:
         "plain rank (UB) - controlled rank (UB): positive means the model moves up once style is controlled."
     )
     s.table(
-        "style_leaderboard", t[["rank_ub", "model", "rating", "lower", "upper", "rank_change", "battles"]]
+        "style_leaderboard",
+        t[["rank_ub", "model", "rating", "lower", "upper", "rank_change", "battles"]],
+        rows=None,
     )
     s.figure(
         "style_leaderboard",
-        figures.interval_figure(t, "rating", "lower", "upper", "model", "rating, style controlled"),
+        figures.interval_figure(
+            t, "rating", "lower", "upper", label="model", title="rating, style controlled"
+        ),
     )
     s.table(
         "style_coefficients",
@@ -245,7 +257,7 @@ def style_section(ctx: _Context) -> Section:
     )
     s.figure(
         "style_coefficients",
-        figures.interval_figure(coef, "coef", "lower", "upper", "feature", "log-odds per SD"),
+        figures.interval_figure(coef, "coef", "lower", "upper", label="feature", title="log-odds per SD"),
     )
     return s
 

@@ -10,8 +10,6 @@ import plotly.io as pio
 
 from .content import Block, Report
 
-MAX_ROWS = 50  # rows shown per table (the CSV / Parquet exports hold every row)
-
 CSS = """
 body { font-family: -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; color: #1d2521;
        max-width: 1040px; margin: 2em auto; padding: 0 1em; line-height: 1.45; }
@@ -36,11 +34,12 @@ def _number(x: float) -> str:
     return "" if x != x else f"{x:.4g}"  # noqa: PLR0124 - NaN check
 
 
-def table_html(df: pd.DataFrame, max_rows: int = MAX_ROWS) -> str:
-    """``df`` (first ``max_rows`` rows) as an HTML table; pandas escapes every cell and header."""
-    shown = df.head(max_rows)
+def table_html(df: pd.DataFrame, max_rows: int | None = None) -> str:
+    """``df`` (its first ``max_rows`` rows; None: all) as an HTML table; pandas escapes every
+    cell and header."""
+    shown = df if max_rows is None else df.head(max_rows)
     out = shown.to_html(index=False, escape=True, na_rep="", float_format=_number, border=0)
-    if len(df) > max_rows:
+    if max_rows is not None and len(df) > max_rows:
         out += f'<p class="caption">First {max_rows} of {len(df):,} rows (the CSV export holds all).</p>'
     return out
 
@@ -54,7 +53,7 @@ def _block(block: Block, first_figure: list[bool]) -> str:
         return f"<pre>{esc(block.text)}</pre>"
     if block.kind == "table":
         caption = f'<p class="caption">{esc(block.text)}</p>' if block.text else ""
-        return caption + table_html(block.table)
+        return caption + table_html(block.table, block.rows)
     if block.kind == "figure":
         div = pio.to_html(
             block.figure,

@@ -10,7 +10,6 @@ from urllib.parse import quote
 import pandas as pd
 
 from .content import Block, Report
-from .html import MAX_ROWS
 
 _SPECIAL = re.compile(r"([\\`*_{}\[\]()#|!~])")
 _LINE_START = re.compile(r"^(\s*)([-+=>]|\d+[.)])", re.MULTILINE)
@@ -35,16 +34,16 @@ def _cell(value: object) -> str:
     return md_escape(" ".join(str(value).split()))  # one line per cell
 
 
-def table_markdown(df: pd.DataFrame, max_rows: int = MAX_ROWS) -> str:
-    """``df`` (first ``max_rows`` rows) as a GitHub-flavoured Markdown table, every cell escaped."""
+def table_markdown(df: pd.DataFrame, max_rows: int | None = None) -> str:
+    """``df`` (its first ``max_rows`` rows; None: all) as a GitHub-flavoured Markdown table,
+    every cell escaped."""
     head = "| " + " | ".join(_cell(str(c)) for c in df.columns) + " |"
     rule = "|" + "---|" * len(df.columns)
-    rows = [
-        "| " + " | ".join(_cell(v) for v in row) + " |" for row in df.head(max_rows).itertuples(index=False)
-    ]
+    shown = df if max_rows is None else df.head(max_rows)
+    rows = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in shown.itertuples(index=False)]
     more = (
         [f"\n_First {max_rows} of {len(df):,} rows (the CSV export holds all)._"]
-        if len(df) > max_rows
+        if max_rows is not None and len(df) > max_rows
         else []
     )
     return "\n".join([head, rule, *rows, *more])
@@ -61,7 +60,7 @@ def _block(block: Block, folder: str, fmt: str) -> str:
         return f"{fence}\n{block.text}\n{fence}"
     if block.kind == "table":
         caption = f"{md_escape(block.text)}\n\n" if block.text else ""
-        return caption + table_markdown(block.table)
+        return caption + table_markdown(block.table, block.rows)
     if block.kind == "figure":
         alt = md_escape(block.text or block.name)
         return f"![{alt}]({quote(folder)}/{quote(block.name)}.{fmt})"
