@@ -396,15 +396,22 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         f"{board.dataset}, {where}: {method}{style} over {board.n_votes:,} votes, "
         f"{args.bootstrap} bootstrap rounds (400 points = 10x odds)"
     )
-    change = "rank_change" in t
+    change, spread = "rank_change" in t, "p_top" in t
     print(
         f"{'rank(UB)':>8}  {'model':<32} {'rating':>7}  {'95% CI':>13}  {'battles':>8}"
+        + ("  rank range   P(#1)" if spread else "")
         + ("  Δrank" if change else "")
     )
     for r in t.itertuples():
         ci = f"{_fmt(r.lower)}..{_fmt(r.upper)}"
-        extra = f"  {int(r.rank_change):+d}" if change else ""
+        extra = f"  {f'{r.rank_low}-{r.rank_high}':>10}  {r.p_top:>6.1%}" if spread else ""
+        extra += f"  {int(r.rank_change):+d}" if change else ""
         print(f"{r.rank_ub:>8}  {r.model:<32} {r.rating:>7.1f}  {ci:>13}  {r.battles:>8,}{extra}")
+    if spread:
+        print(
+            f"rank range: the {board.params['level']:.0%} range of the model's rank over the bootstrap "
+            "rounds; P(#1): share of rounds in which it rates highest"
+        )
     if board.coefficients is not None:
         print(
             f"style coefficients (log-odds per SD; {board.extra['battles_used']:,} battles with style data):"

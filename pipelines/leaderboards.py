@@ -19,6 +19,7 @@ from .battles import NO_FILTERS, Filters, dataset_kind, load_battles, load_resul
 from .errors import ArenatreeError
 from .queries import records
 from .scores import clopper_pearson_interval, proportion_table, wilson_interval
+from .slices import spread_leaderboard
 from .store import one
 from .tree.read import resolve_tree
 
@@ -180,7 +181,8 @@ def build_leaderboard(
         board.extra["battles_used"] = int(fit.battles_used)
         board.extra["battles_dropped"] = int(fit.battles_dropped)
         return board
-    board.table = ratings.leaderboard(votes, rounds, seed, level, method=method, anchor=anchor)
+    # the plain fit plus each model's rank range and P(#1) from the same bootstrap rounds
+    board.table = spread_leaderboard(votes, rounds, seed, level, method=method, anchor=anchor)
     if method == "rao-kupper":
         board.extra["theta"] = board.table.attrs["theta"]
         board.extra["theta_interval"] = list(board.table.attrs["theta_interval"])

@@ -86,17 +86,24 @@ def with_rank_spread(
 
 
 def spread_leaderboard(
-    votes: pd.DataFrame, rounds: int = 100, seed: int = 0, level: float = 0.95, *, method: str = "bt"
+    votes: pd.DataFrame,
+    rounds: int = 100,
+    seed: int = 0,
+    level: float = 0.95,
+    *,
+    method: str = "bt",
+    anchor: str | None = None,
 ) -> pd.DataFrame:
     """:func:`pipelines.ratings.leaderboard` (same fit, same seed, same numbers, Rao–Kupper's
-    ``theta`` in ``attrs``) plus rank_low, rank_high and p_top from the same bootstrap rounds, so
-    the rank spread costs no second bootstrap."""
+    ``theta`` in ``attrs``, ``anchor`` pinned at 1000) plus rank_low, rank_high and p_top from the
+    same bootstrap rounds, so the rank spread costs no second bootstrap."""
     models, cells = ratings.aggregate(votes)
     fit = ratings.bootstrap_fit(models, cells, rounds, seed, method=method)
     n = len(models)
-    boot = ratings.to_ratings(fit.draws[:, :n], models)
+    boot = ratings.to_ratings(fit.draws[:, :n], models, anchor=anchor)
     played = ratings.battles_played(n, cells.a, cells.b, cells.counts)
-    table = ratings.leaderboard_table(models, ratings.to_ratings(fit.point[:n], models), boot, played, level)
+    point = ratings.to_ratings(fit.point[:n], models, anchor=anchor)
+    table = ratings.leaderboard_table(models, point, boot, played, level)
     table = with_rank_spread(table, models, boot, level)
     if method == "rao-kupper":
         tail = 100 * (1 - level) / 2

@@ -15,6 +15,7 @@ from scipy.stats import beta
 from pipelines import store
 from pipelines.battles import Filters, load_battles
 from pipelines.ratings import leaderboard
+from pipelines.slices import spread_leaderboard
 
 
 def cli_json(*args: str, db: Path) -> dict:
@@ -35,6 +36,12 @@ def test_global_leaderboard_is_the_bt_fit_of_every_vote(bundled_db):
     np.testing.assert_allclose(table["lower"], want["lower"], atol=1e-6)
     assert (table["lower"] <= table["rating"]).all() and (table["rating"] <= table["upper"]).all()
     assert list(table["rank_ub"]) == list(want["rank_ub"])
+    # rank range and P(#1) from the same bootstrap rounds as the intervals (pipelines.slices)
+    spread = spread_leaderboard(votes, rounds=20, seed=0)
+    assert list(table["rank_low"]) == list(spread["rank_low"])
+    assert list(table["rank_high"]) == list(spread["rank_high"])
+    np.testing.assert_allclose(table["p_top"], spread["p_top"])
+    assert np.isclose(table["p_top"].sum(), 1.0) and (table["rank_low"] <= table["rank_high"]).all()
 
 
 def test_judge_kind_filter_selects_only_those_votes(bundled_db):
@@ -101,6 +108,11 @@ def test_text_output_lists_every_model(bundled_db):
     assert out.returncode == 0, out.stderr
     for model in ("llama-7b", "bloom-7b", "pythia-6.9b", "opt-7b", "cerebras-gpt-6.7B"):
         assert model in out.stdout
+    got = cli_json("--dataset", "pandalm", "--bootstrap", "10", db=bundled_db)["models"]
+    assert "rank range" in out.stdout and "P(#1)" in out.stdout
+    for m in got:  # each model's line carries its rank range and P(#1)
+        line = next(row for row in out.stdout.splitlines() if f" {m['model']} " in row)
+        assert f"{m['rank_low']}-{m['rank_high']}" in line and f"{m['p_top']:.1%}" in line
 
 
 @pytest.mark.parametrize(

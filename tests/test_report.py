@@ -79,7 +79,8 @@ def test_numbers_equal_the_leaderboard_pipeline(report_db, arena_report):
         plain = build_leaderboard(con, "arena", rounds=30, seed=3).table
         styled = build_leaderboard(con, "arena", style=True, rounds=30, seed=3)
     cols = ["rank_ub", "model", "rating", "lower", "upper", "battles"]
-    pd.testing.assert_frame_equal(tables["leaderboard"], plain[cols])
+    spread = ["rank_low", "rank_high", "p_top"]  # the rank range and P(#1)
+    pd.testing.assert_frame_equal(tables["leaderboard"][cols + spread], plain[cols + spread])
     pd.testing.assert_frame_equal(tables["style_leaderboard"][cols], styled.table[cols])
     pd.testing.assert_frame_equal(tables["style_coefficients"], styled.coefficients)
     assert list(tables["weaknesses_1"]["model"].unique()) == [plain["model"].iloc[0]]  # default: top 2

@@ -203,9 +203,12 @@ def leaderboard_section(ctx: _Context) -> Section:
         f"Bradley–Terry ratings ({'ties as half a win' if ctx.req.method == 'bt' else 'Rao–Kupper ties'})"
         f" of {len(t)} models from {board.n_votes:,} votes on {_scope(ctx)}, with {ctx.req.level:.0%} "
         f"bootstrap intervals ({ctx.req.rounds} rounds, seed {ctx.req.seed}). 400 points = 10x odds; "
-        "rank (UB) = 1 + the number of models whose lower bound is above this model's upper bound."
+        "rank (UB) = 1 + the number of models whose lower bound is above this model's upper bound; "
+        f"rank_low..rank_high = the {ctx.req.level:.0%} range of the model's rank over the same bootstrap "
+        "rounds; p_top = the share of rounds in which it rates highest (P(#1))."
     )
-    s.table("leaderboard", t[["rank_ub", "model", "rating", "lower", "upper", "battles"]], rows=None)
+    columns = ["rank_ub", "model", "rating", "lower", "upper", "rank_low", "rank_high", "p_top", "battles"]
+    s.table("leaderboard", t[columns], rows=None)
     s.figure(
         "leaderboard", figures.interval_figure(t, "rating", "lower", "upper", label="model", title="rating")
     )
