@@ -876,9 +876,23 @@ def report_key(
     node: int,
     models: tuple[str, ...],
     sections: tuple[str, ...],
+    alpha: float = 0.05,
+    min_votes: int = 20,
 ) -> tuple:
-    """The cache key of a report: the snapshot and every choice that shapes it."""
-    return (str(db_path()), snapshot_version(), dataset, _key(filters), tree_id, int(node), models, sections)
+    """The cache key of a report: the snapshot and every choice that shapes it (``alpha`` and
+    ``min_votes``: the voter audit's settings)."""
+    audit = (float(alpha), int(min_votes))
+    return (
+        str(db_path()),
+        snapshot_version(),
+        dataset,
+        _key(filters),
+        tree_id,
+        int(node),
+        models,
+        sections,
+        audit,
+    )
 
 
 def cached_report(key: tuple) -> Any:
@@ -896,7 +910,7 @@ def report(key: tuple, on_progress: Callable[[str, float], None] | None = None) 
     found = cached_report(key)
     if found is not None:
         return found
-    db, _, dataset, filters, tree_id, node, models, sections = key
+    db, _, dataset, filters, tree_id, node, models, sections, (alpha, min_votes) = key
     request = ReportRequest(
         dataset,
         sections=sections,
@@ -904,6 +918,8 @@ def report(key: tuple, on_progress: Callable[[str, float], None] | None = None) 
         tree_id=tree_id,
         models=models,
         filters=battles_io.Filters(**dict(filters)),
+        alpha=alpha,
+        min_votes=min_votes,
     )
     with store.reader(db) as con:
         built = build_report(con, request, progress=on_progress)

@@ -1082,6 +1082,64 @@ def has_estimate(headline: dict) -> bool:
     return bool(headline) and not _missing(headline.get("estimate"))
 
 
+AUDIT_ALPHAS = [0.01, 0.05, 0.1]  # false-discovery rates offered (the audit's default: 0.05)
+AUDIT_MIN_VOTES = (5, 1000, 20)  # fewest votes to flag a voter: min, max, default
+
+
+def _alpha_setting(raw: str) -> float | None:
+    try:
+        return float(raw)
+    except ValueError:
+        return None
+
+
+def _min_votes_setting(raw: str) -> int | None:
+    return int(raw) if raw.isdigit() else None
+
+
+def _valid_min_votes(v: Any) -> bool:
+    return isinstance(v, int) and AUDIT_MIN_VOTES[0] <= v <= AUDIT_MIN_VOTES[1]
+
+
+def audit_settings() -> tuple[float, int]:
+    """The voter audit's settings as widgets, shared like the filters (session and URL: ``?alpha=``,
+    ``?min_votes=``): the false-discovery rate and the fewest votes a flagged voter needs."""
+    alpha = shared_widget(
+        st.selectbox,
+        "False-discovery rate (α)",
+        "alpha",
+        default=AUDIT_ALPHAS[1],
+        parse=_alpha_setting,
+        valid=AUDIT_ALPHAS.__contains__,
+        options=AUDIT_ALPHAS,
+        help="Flags are Benjamini–Hochberg discoveries at this level across voters (or nodes).",
+    )
+    low, high, default = AUDIT_MIN_VOTES
+    min_votes = shared_widget(
+        st.number_input,
+        "Fewest votes to flag a voter",
+        "min_votes",
+        default=default,
+        parse=_min_votes_setting,
+        valid=_valid_min_votes,
+        min_value=low,
+        max_value=high,
+        step=5,
+        width=220,
+    )
+    return alpha, int(min_votes)
+
+
+def audit_settings_chosen() -> tuple[float, int]:
+    """The voter audit's settings as chosen on the Voter audit page (or in the URL), without
+    showing widgets: for pages that run the audit too (Reports)."""
+    alpha = _shared_value("alpha", _alpha_setting, AUDIT_ALPHAS[1], AUDIT_ALPHAS.__contains__)
+    min_votes = _shared_value("min_votes", _min_votes_setting, AUDIT_MIN_VOTES[2], _valid_min_votes)
+    _mirror("alpha", alpha, AUDIT_ALPHAS[1])
+    _mirror("min_votes", min_votes, AUDIT_MIN_VOTES[2])
+    return alpha, int(min_votes)
+
+
 FINDINGS_COLUMN_CONFIG = {
     "title": st.column_config.TextColumn("Audit", width="medium"),
     "headline": st.column_config.TextColumn(

@@ -619,6 +619,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         filters=_filters(args),
         rounds=args.bootstrap,
         seed=args.seed,
+        alpha=args.alpha,
+        min_votes=args.min_votes,
     )
     with reader(args.db) as con:
         report = build_report(con, request, progress=progress)
@@ -781,6 +783,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--bootstrap", type=int, default=100, metavar="R", help="bootstrap rounds (default 100)")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument(
+        "--alpha", type=float, default=0.05, help="voter audit: false-discovery rate (default 0.05)"
+    )
+    s.add_argument("--min-votes", type=int, default=20, help="voter audit: fewest votes to flag a voter")
     _add_filter_arguments(s)
     s.add_argument("--json", action="store_true", help="print what was written")
     s.set_defaults(func=cmd_report)

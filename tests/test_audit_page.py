@@ -144,3 +144,22 @@ def test_scatter_keeps_every_flagged_voter_within_the_point_budget() -> None:
                                              "color": "flagged", "label": "judge"})  # fmt: skip
     assert sum(len(trace.x) for trace in fig.data) == SCATTER_POINTS
     assert "of 20,000 rows shown" in fig.layout.title.text
+
+
+def test_settings_come_from_a_shared_link(bundled_db: Path, monkeypatch) -> None:
+    """α and the fewest votes to flag a voter are read from the URL (and kept there): the page's
+    flags are run_audit's with those settings."""
+    at = open_app_page(bundled_db, monkeypatch, PAGE, dataset="pandalm", alpha="0.01", min_votes="1000")
+    with store.reader(bundled_db) as con:
+        tree_id = resolve_tree(con, "pandalm")
+        strict = run_audit(con, "pandalm", tree_id=tree_id, alpha=0.01, min_votes=1000)
+        default = run_audit(con, "pandalm", tree_id=tree_id)
+    table = findings_table(at)
+    expected = [f.flagged if f.applicable else None for f in strict.findings]
+    assert [None if pd.isna(v) else int(v) for v in table["flagged"]] == expected
+    assert expected != [f.flagged if f.applicable else None for f in default.findings]
+    assert (
+        at.selectbox(key="_shared_alpha").value == 0.01
+        and at.number_input(key="_shared_min_votes").value == 1000
+    )
+    assert at.query_params["alpha"] == "0.01" and at.query_params["min_votes"] == "1000"

@@ -89,3 +89,33 @@ def test_scope_sections_and_filters_shape_the_report(page_db, monkeypatch):
 
         expected = build_leaderboard(con, "arena", node=node, filters=Filters(judge_kind="human")).table
     assert report.tables()["leaderboard"]["battles"].tolist() == expected["battles"].tolist()
+
+
+def test_the_voter_audit_settings_carry_into_the_report(page_db, monkeypatch):
+    """α and the fewest votes to flag a voter, as set on the Voter audit page (here: in the URL),
+    are the report's audit settings: its audit flags what run_audit flags with them."""
+    from pipelines.audit.run import run_audit
+
+    at = open_app_page(page_db["db"], monkeypatch, PAGE, dataset="hostile", alpha="0.01", min_votes="1000")
+    assert any("α = 0.01, voters with at least 1000 votes" in c.value for c in at.caption)
+    at.multiselect(key="report-sections").set_value(["audit", "methods"]).run()
+    at.button(key="report-build").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    key = data.report_key(
+        "hostile", NO_FILTERS, page_db["hostile"], data.ROOT, (), ("audit", "methods"), 0.01, 1000
+    )
+    report = data.cached_report(key)
+    assert (
+        report is not None
+        and report.params["audit_alpha"] == 0.01
+        and report.params["audit_min_votes"] == 1000
+    )
+    with store.reader(page_db["db"]) as con:
+        strict = run_audit(con, "hostile", tree_id=page_db["hostile"], alpha=0.01, min_votes=1000)
+        default = run_audit(con, "hostile", tree_id=page_db["hostile"])
+    assert sum(f.flagged for f in strict.findings) < sum(f.flagged for f in default.findings)
+    texts = {b.text for s in report.sections for b in s.blocks if b.kind == "text"}
+    assert {f.summary for f in strict.findings} <= texts  # the strict audit's findings, word for word
+    assert not {f.summary for f in default.findings} <= texts
+    code = [b.text for s in report.sections for b in s.blocks if b.kind == "code"]
+    assert any("--alpha 0.01 --min-votes 1000" in c for c in code)  # the command reproduces them

@@ -13,6 +13,7 @@ from dashboard import data, widgets
 
 FINDING = "finding"  # session / URL key of the finding shown
 
+
 st.title("Voter audit")
 
 summary, all_trees = widgets.load_or_stop(data.dataset_summary, data.trees)
@@ -33,16 +34,7 @@ tree_id = widgets.sidebar_tree(trees) if not trees.empty else None
 filters = widgets.sidebar_filters(data.filter_options(dataset))
 
 with st.expander("Audit settings", icon=":material/tune:"), st.container(horizontal=True):
-    alpha = st.selectbox(
-        "False-discovery rate (α)",
-        [0.01, 0.05, 0.1],
-        index=1,
-        key="audit-alpha",
-        help="Flags are Benjamini–Hochberg discoveries at this level across voters (or nodes).",
-    )
-    min_votes = st.number_input(
-        "Fewest votes to flag a voter", 5, 1000, 20, step=5, key="audit-min-votes", width=220
-    )
+    alpha, min_votes = widgets.audit_settings()
 if tree_id is None:
     st.caption("Per-node findings need the dataset's capability tree.")
     st.page_link(

@@ -40,6 +40,7 @@ else:
     node = widgets.current_node(tree_id, nodes["node_id"])
     widgets.node_picker(nodes, tree_id, node, label="Scope (node)")
 filters = widgets.sidebar_filters(data.filter_options(dataset)) if kind == "pairwise" else {}
+alpha, min_votes = widgets.audit_settings_chosen()  # as set on the Voter audit page
 
 sections = st.multiselect(
     "Sections",
@@ -60,14 +61,26 @@ active = widgets.active_filters(filters)
 st.caption(
     f"Scope: {scope} (leaderboards, tree overview and weaknesses)"
     + (f"; vote filters: {active}" if active else "; no vote filters")
-    + ". The voter audit always covers every vote that passes the filters."
+    + ". The voter audit always covers every vote that passes the filters"
+    + (
+        f" (α = {alpha}, voters with at least {min_votes} votes; set on the Voter audit page)."
+        if kind == "pairwise"
+        else "."
+    )
 )
 if not sections:
     st.info("Choose at least one section.", icon=":material/info:")
     st.stop()
 
 key = data.report_key(
-    dataset, filters, tree_id, node, tuple(models), tuple(s for s in SECTIONS if s in sections)
+    dataset,
+    filters,
+    tree_id,
+    node,
+    tuple(models),
+    tuple(s for s in SECTIONS if s in sections),
+    alpha,
+    min_votes,
 )
 report = data.cached_report(key)
 if report is None:

@@ -450,6 +450,11 @@ def methods_section(ctx: _Context, params: dict) -> Section:
     cmd += ["--sections", ",".join(ctx.req.sections)]
     cmd += ["--models", ",".join(params["models"])] if params.get("models") else []
     cmd += ["--bootstrap", str(ctx.req.rounds), "--seed", str(ctx.req.seed)]
+    cmd += (
+        ["--alpha", str(ctx.req.alpha), "--min-votes", str(ctx.req.min_votes)]
+        if "audit" in ctx.req.sections
+        else []
+    )
     for name in ("judge_kind", "judge", "language", "since", "until"):
         if getattr(f, name):
             cmd += [f"--{name.replace('_', '-')}", str(getattr(f, name))]
