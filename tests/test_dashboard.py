@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import load, pairwise_batch, results_batch
+from helpers import load, open_app_page, pairwise_batch, results_batch
 from streamlit.testing.v1 import AppTest
 
 from pipelines import queries, store
@@ -94,6 +94,28 @@ def test_empty_state_with_an_empty_database(db: Path, monkeypatch: pytest.Monkey
     at = run_app(db, monkeypatch)
     assert "no datasets yet" in at.info[0].value
     assert "arenatree ingest PATH --dataset NAME" in [c.value for c in at.code]
+
+
+PAGES = ["views/overview.py", "views/leaderboard.py", "views/tree.py", "views/weaknesses.py",
+         "views/audit.py", "views/reports.py"]  # fmt: skip
+
+
+@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize("state", ["no database", "empty database"])
+def test_every_page_guides_a_new_user(page: str, state: str, tmp_path: Path, monkeypatch) -> None:
+    """Opened before anything is imported, every page says so and shows how to import (no
+    traceback, no empty widgets), and looking never creates the database."""
+    db = tmp_path / "arenatree.duckdb"
+    if state == "empty database":
+        with store.writer(db):
+            pass
+    at = open_app_page(db, monkeypatch, page)
+    assert any(
+        ("No database yet" if state == "no database" else "no datasets yet") in i.value for i in at.info
+    )
+    assert "arenatree ingest PATH --dataset NAME" in [c.value for c in at.code]
+    assert not at.dataframe and not at.get("plotly_chart") and not at.error
+    assert db.exists() == (state == "empty database")
 
 
 def test_untrusted_text_is_never_rendered_as_html(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
