@@ -39,8 +39,10 @@ lint: setup
 format: setup
 	$(VENV)/bin/ruff format .
 
+# The browser tests keep a screenshot of every page in test-artifacts/ (listed at the end).
 test: setup chromium lint
-	$(PY) -m pytest
+	$(PY) -m pytest; status=$$?; \
+	  ls test-artifacts/*.png 2>/dev/null | sed 's/^/screenshot: /'; exit $$status
 
 # The validity benches read the demo database (trees, cached embeddings): build it first.
 bench: setup
