@@ -1146,7 +1146,10 @@ FINDINGS_COLUMN_CONFIG = {
         "Headline", help="the estimate with its interval, p-value and n", width="large"
     ),
     "flagged": st.column_config.NumberColumn(
-        "Flagged", help="rows flagged across the finding's tables (voters, nodes, pairs...)", format="%d"
+        "Flagged",
+        help="rows flagged across the finding's tables (voters, nodes, pairs...)",
+        format="%d",
+        width="small",
     ),
 }
 
@@ -1196,6 +1199,17 @@ def headline_metric(headline: dict) -> None:
         st.caption(" · ".join(parts))
 
 
+def finding_column_config(table: pd.DataFrame) -> dict[str, Any]:
+    """Column settings of a finding's table: flags as checkboxes; p-, q- and e-values (which run
+    down to 1e-50) in scientific notation, not as a row of zeros."""
+    config: dict[str, Any] = {"flagged": st.column_config.CheckboxColumn("flagged")}
+    for column in table.columns:
+        name = str(column)
+        if name in ("p", "q") or name.endswith(("p_value", "q_value", "_p", "_q")):
+            config[name] = st.column_config.NumberColumn(name, format="%.2e")
+    return config
+
+
 def finding_table(table: pd.DataFrame, key: str) -> pd.DataFrame | None:
     """A finding's table (flagged rows first, without the evidence-id column) and, when its rows
     carry example votes, a picker of the row whose votes to read. Returns that row as a one-row
@@ -1204,12 +1218,7 @@ def finding_table(table: pd.DataFrame, key: str) -> pd.DataFrame | None:
         table = table.sort_values("flagged", ascending=False, kind="stable")
     shown = table.head(AUDIT_ROWS).reset_index(drop=True)
     visible = shown.drop(columns=[c for c in ("battle_ids",) if c in shown])
-    st.dataframe(
-        visible,
-        hide_index=True,
-        key=key,
-        column_config={"flagged": st.column_config.CheckboxColumn("flagged")},
-    )
+    st.dataframe(visible, hide_index=True, key=key, column_config=finding_column_config(visible))
     if "battle_ids" not in shown:
         return None
     has = [i for i, ids in enumerate(shown["battle_ids"]) if ids is not None and len(ids)]
