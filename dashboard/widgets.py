@@ -1205,7 +1205,7 @@ def finding_column_config(table: pd.DataFrame) -> dict[str, Any]:
     config: dict[str, Any] = {"flagged": st.column_config.CheckboxColumn("flagged")}
     for column in table.columns:
         name = str(column)
-        if name in ("p", "q") or name.endswith(("p_value", "q_value", "_p", "_q")):
+        if name in ("p", "q") or name.endswith(("p_value", "q_value")):
             config[name] = st.column_config.NumberColumn(name, format="%.2e")
     return config
 
