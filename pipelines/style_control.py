@@ -34,6 +34,7 @@ from pipelines.ratings import (
     to_ratings,
     winner_codes,
 )
+from pipelines.slices import with_rank_spread
 
 STYLE_FEATURES = ("tokens", "headers", "lists", "bold")  # battle columns <name>_a, <name>_b
 
@@ -141,9 +142,10 @@ def style_control(
 
     kw = {"scale": scale, "base": base, "init_rating": init_rating, "anchor": anchor}
     played = battles_played(n, ua, ub, counts)
-    controlled = leaderboard_table(
-        models, to_ratings(point[:n], models, **kw), to_ratings(boot[:, :n], models, **kw), played, level
-    )
+    boot_ratings = to_ratings(boot[:, :n], models, **kw)
+    controlled = leaderboard_table(models, to_ratings(point[:n], models, **kw), boot_ratings, played, level)
+    # each model's rank range and P(#1), from the same rounds (as the plain leaderboard has them)
+    controlled = with_rank_spread(controlled, models, boot_ratings, level)
     plain = leaderboard(
         used,
         rounds,

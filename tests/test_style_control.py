@@ -145,8 +145,15 @@ def test_recovers_planted_length_effect_and_removes_bias(planted: tuple[pd.DataF
         "upper",
         "rank_ub",
         "battles",
+        "rank_low",
+        "rank_high",
+        "p_top",
         "rank_change",
     ]
+    assert np.isclose(fit.leaderboard["p_top"].sum(), 1.0)
+    assert (fit.leaderboard["rank_low"] <= fit.leaderboard["rank_high"]).all()
+    best = fit.leaderboard.iloc[0]  # sorted by rating: the best model's rank range starts at 1
+    assert best["rank_low"] == 1 and best["p_top"] == fit.leaderboard["p_top"].max()
     assert list(fit.coefficients.columns) == ["feature", "coef", "lower", "upper", "battles_nonzero"]
     # battles_nonzero counts the used battles whose answers differ in the feature
     _, diffs = style_differences(battles)

@@ -321,10 +321,14 @@ if style:
         left, right = st.columns([3, 2], gap="large")
         with left:
             st.dataframe(
-                styled["table"],
+                widgets.with_rank_range(styled["table"]),
                 hide_index=True,
-                column_order=["rank_ub", "rank_change", "model", "rating", "lower", "upper", "battles"],
-                column_config=widgets.LEADERBOARD_COLUMN_CONFIG,
+                column_order=["rank_ub", "rank_change", "model", "rating", "lower", "upper"]
+                + ["rank_range", "p_top", "battles"],
+                column_config={  # rank change here: without minus with style control
+                    **widgets.HUB_COLUMN_CONFIG,
+                    "rank_change": widgets.LEADERBOARD_COLUMN_CONFIG["rank_change"],
+                },
                 key="style-table",
             )
         with right:

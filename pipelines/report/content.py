@@ -243,7 +243,20 @@ def style_section(ctx: _Context) -> Section:
     )
     s.table(
         "style_leaderboard",
-        t[["rank_ub", "model", "rating", "lower", "upper", "rank_change", "battles"]],
+        t[
+            [
+                "rank_ub",
+                "model",
+                "rating",
+                "lower",
+                "upper",
+                "rank_low",
+                "rank_high",
+                "p_top",
+                "rank_change",
+                "battles",
+            ]
+        ],
         rows=None,
     )
     s.figure(
