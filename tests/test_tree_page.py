@@ -257,11 +257,15 @@ def test_treemap_sends_only_the_nodes_in_view() -> None:
         }
     )
     assert set(visible_nodes(nodes, 0, 2)["node_id"]) == {0, 1, 2, 3, 4}
-    assert set(visible_nodes(nodes, 3, 1)["node_id"]) == {0, 1, 3, 5}
+    # opened at 3: its child 5 (one level), its ancestors 1 and 0 and their children (path bar clicks)
+    assert set(visible_nodes(nodes, 3, 1)["node_id"]) == {0, 1, 2, 3, 4, 5}
+    assert set(visible_nodes(nodes, 5, 1)["node_id"]) == {0, 1, 2, 3, 4, 5, 6}
     assert set(visible_nodes(nodes, 0, 9)["node_id"]) == set(parents)
-    trace = tree_figure(nodes, selected=5, max_depth=1).data[0]
-    assert trace.level == "3" and sorted(trace.ids) == ["0", "1", "3", "5"]
-    assert dict(zip(trace.ids, trace.values, strict=True)) == {str(i): size[i] for i in (0, 1, 3, 5)}
-    assert trace.marker.line.width[list(trace.ids).index("5")] > 1  # the chosen node, outlined
+    trace = tree_figure(nodes, selected=6, max_depth=1).data[0]
+    assert trace.level == "5" and sorted(trace.ids) == ["0", "1", "2", "3", "4", "5", "6"]
+    trace = tree_figure(nodes, selected=3, max_depth=1).data[0]
+    assert trace.level == "1" and sorted(trace.ids) == ["0", "1", "2", "3", "4"]  # not 5, 6
+    assert dict(zip(trace.ids, trace.values, strict=True)) == {str(i): size[i] for i in (0, 1, 2, 3, 4)}
+    assert trace.marker.line.width[list(trace.ids).index("3")] > 1  # the chosen node, outlined
     # the colour scale still spans every node below the root, drawn or not
     assert (trace.marker.cmin, trace.marker.cmax) == (2.0, 7.0)
