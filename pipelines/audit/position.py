@@ -29,7 +29,7 @@ from .covariates import (
 )
 from .frame import MODEL_A, MODEL_B, AuditVotes
 from .result import Finding, not_applicable
-from .tables import attach_ids, flags, node_membership, percentile_interval, ranked_examples
+from .tables import attach_ids, flags, node_membership, percentile_interval, ranked_examples, voter_rows
 
 AUDIT = "position"
 TITLE = "Position bias: does the left answer win more often?"
@@ -142,10 +142,7 @@ def position_preference(
             "flagged": flagged,
         }
     )
-    voters = attach_ids(voters, ids, np.arange(n_voters))
-    voters = voters.sort_values(
-        ["flagged", "p_value", "votes"], ascending=[False, True, False], ignore_index=True
-    )
+    voters = voter_rows(voters, ids)
 
     # per node
     tables: dict[str, pd.DataFrame] = {}

@@ -26,7 +26,7 @@ from .covariates import (
 )
 from .frame import MODEL_A, MODEL_B, AuditVotes
 from .result import Finding, not_applicable
-from .tables import attach_ids, flags, node_membership, ranked_examples
+from .tables import attach_ids, flags, node_membership, ranked_examples, voter_rows
 
 AUDIT = "refusal"
 TITLE = "Refusal handling: are refusals punished beyond model strength?"
@@ -178,10 +178,7 @@ def refusal_handling(
             "flagged": flagged,
         }
     )
-    voters = attach_ids(voters, ids, np.arange(n_voters))
-    voters = voters.sort_values(
-        ["flagged", "p_value", "votes"], ascending=[False, True, False], ignore_index=True
-    )
+    voters = voter_rows(voters, ids)
     tables = {"overall": overall, "voters": voters}
 
     # per node

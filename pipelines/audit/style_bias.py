@@ -28,7 +28,7 @@ from ..style_control import STYLE_FEATURES, style_control, style_differences
 from .covariates import batched_fit, flag_difference, numeric_pair, outcome_counts, voter_score_test
 from .frame import MODEL_A, MODEL_B, AuditVotes
 from .result import Finding, not_applicable
-from .tables import attach_ids, flags, ranked_examples
+from .tables import flags, ranked_examples, voter_rows
 
 AUDIT = "style"
 TITLE = "Style preference: length and markdown beyond model strength"
@@ -246,10 +246,7 @@ def style_preference(
             "flagged": flagged,
         }
     )
-    voters = attach_ids(voters, ids, np.arange(n_voters))
-    voters = voters.sort_values(
-        ["flagged", "p_value", "votes"], ascending=[False, True, False], ignore_index=True
-    )
+    voters = voter_rows(voters, ids)
 
     length = coefficients.iloc[0]
     eligible = int((votes_per >= min_votes).sum())

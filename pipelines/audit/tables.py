@@ -49,6 +49,15 @@ def attach_ids(table: pd.DataFrame, ids: pd.Series, index: np.ndarray) -> pd.Dat
     return table.assign(battle_ids=[x if isinstance(x, list) else [] for x in got])
 
 
+def voter_rows(voters: pd.DataFrame, ids: pd.Series) -> pd.DataFrame:
+    """A per-voter table (one row per voter, in voter-index order) with its example ``battle_ids``
+    from ``ids`` (indexed by voter), flagged voters first, then by p_value and votes."""
+    voters = attach_ids(voters, ids, np.arange(len(voters)))
+    return voters.sort_values(
+        ["flagged", "p_value", "votes"], ascending=[False, True, False], ignore_index=True
+    )
+
+
 def node_membership(v: AuditVotes, min_node_votes: int) -> tuple[pd.DataFrame, sparse.csr_matrix]:
     """The nodes audited per node: depth-1 nodes plus every node with at least ``min_node_votes``
     votes (root excluded). Returns (node rows: node_id, description, depth, votes; membership

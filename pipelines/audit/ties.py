@@ -19,7 +19,7 @@ from scipy import stats
 from ..scores import wilson_interval
 from .frame import BOTHBAD, TIE, AuditVotes
 from .result import Finding, not_applicable
-from .tables import attach_ids, flags, node_membership, ranked_examples
+from .tables import attach_ids, flags, node_membership, ranked_examples, voter_rows
 
 AUDIT = "ties"
 TITLE = "Ties and 'both bad': voters who decline to choose"
@@ -146,10 +146,7 @@ def ties_and_bothbad(
             "flagged": flagged,
         }
     )
-    voters = attach_ids(voters, ids, np.arange(n_voters))
-    voters = voters.sort_values(
-        ["flagged", "p_value", "votes"], ascending=[False, True, False], ignore_index=True
-    )
+    voters = voter_rows(voters, ids)
     always = voters[(voters["tie_rate"] >= almost_always) & (voters["votes"] >= min_votes)].reset_index(
         drop=True
     )
