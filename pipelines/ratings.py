@@ -649,14 +649,36 @@ def leaderboard(
     unused) and stores the tie parameter in ``table.attrs['theta']`` with its interval in
     ``table.attrs['theta_interval']``.
     """
+    kw = {"method": method, "ties": ties, "scale": scale, "base": base, "init_rating": init_rating}
+    return leaderboard_rounds(battles, rounds, seed, level, anchor=anchor, tol=tol, **kw)[0]
+
+
+def leaderboard_rounds(
+    battles: pd.DataFrame,
+    rounds: int = 100,
+    seed: int = 0,
+    level: float = 0.95,
+    *,
+    method: str = "bt",
+    ties: str = "half",
+    scale: float = 400.0,
+    base: float = 10.0,
+    init_rating: float = 1000.0,
+    anchor: str | None = None,
+    tol: float = 1e-10,
+) -> tuple[pd.DataFrame, list[str], np.ndarray]:
+    """:func:`leaderboard` and what it was computed from: the table, the models (in
+    :func:`aggregate` order) and their bootstrap ratings (rounds, n_models) in points, for
+    statistics over the same rounds (e.g. each model's rank range)."""
     models, cells = aggregate(battles)
     fit = bootstrap_fit(models, cells, rounds, seed, method=method, ties=ties, tol=tol)
     n = len(models)
     kw = {"scale": scale, "base": base, "init_rating": init_rating, "anchor": anchor}
+    boot = to_ratings(fit.draws[:, :n], models, **kw)
     table = leaderboard_table(
         models,
         to_ratings(fit.point[:n], models, **kw),
-        to_ratings(fit.draws[:, :n], models, **kw),
+        boot,
         battles_played(n, cells.a, cells.b, cells.counts),
         level,
     )
@@ -665,7 +687,7 @@ def leaderboard(
         theta = np.exp(fit.draws[:, -1])
         table.attrs["theta"] = float(math.exp(fit.point[-1]))
         table.attrs["theta_interval"] = tuple(float(v) for v in np.percentile(theta, [tail, 100 - tail]))
-    return table
+    return table, models, boot
 
 
 def online_elo(

@@ -97,21 +97,10 @@ def spread_leaderboard(
     """:func:`pipelines.ratings.leaderboard` (same fit, same seed, same numbers, Rao–Kupper's
     ``theta`` in ``attrs``, ``anchor`` pinned at 1000) plus rank_low, rank_high and p_top from the
     same bootstrap rounds, so the rank spread costs no second bootstrap."""
-    models, cells = ratings.aggregate(votes)
-    fit = ratings.bootstrap_fit(models, cells, rounds, seed, method=method)
-    n = len(models)
-    boot = ratings.to_ratings(fit.draws[:, :n], models, anchor=anchor)
-    played = ratings.battles_played(n, cells.a, cells.b, cells.counts)
-    point = ratings.to_ratings(fit.point[:n], models, anchor=anchor)
-    table = ratings.leaderboard_table(models, point, boot, played, level)
-    table = with_rank_spread(table, models, boot, level)
-    if method == "rao-kupper":
-        tail = 100 * (1 - level) / 2
-        table.attrs["theta"] = float(np.exp(fit.point[-1]))
-        table.attrs["theta_interval"] = tuple(
-            float(v) for v in np.percentile(np.exp(fit.draws[:, -1]), [tail, 100 - tail])
-        )
-    return table
+    table, models, boot = ratings.leaderboard_rounds(votes, rounds, seed, level, method=method, anchor=anchor)
+    spread = with_rank_spread(table, models, boot, level)
+    spread.attrs = table.attrs  # Rao–Kupper's theta (a merge does not carry attrs)
+    return spread
 
 
 # --------------------------------------------------------------------------------------------------
