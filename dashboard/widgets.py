@@ -865,6 +865,21 @@ class Stages:
 MODEL = "model"  # session-state key (and URL query parameter) of the chosen model
 
 
+def model_choice(models: Sequence[str]) -> str:
+    """The chosen model among ``models`` (best first; the first is the default), shared by every
+    page (``MODEL``) and always in the URL, since the default depends on the data."""
+    return shared_widget(
+        st.selectbox,
+        "Model",
+        MODEL,
+        default=models[0],
+        valid=list(models).__contains__,
+        always_in_url=True,
+        options=list(models),
+        width=360,
+    )
+
+
 def score_names(kind: str) -> dict[str, str]:
     """How a node score reads for a dataset of ``kind``: score (Win rate / Accuracy) and n
     (Battles / Results)."""

@@ -380,17 +380,7 @@ if count_tab.open:
 # --- drill-down: model -> its opponents in this node -> the battles of one pair --------------------
 st.subheader("Drill down", anchor=False)
 ranked = table["model"].tolist()
-with st.container(horizontal=True, vertical_alignment="bottom"):
-    model = widgets.shared_widget(
-        st.selectbox,
-        "Model",
-        widgets.MODEL,
-        default=ranked[0],
-        valid=ranked.__contains__,
-        always_in_url=True,
-        options=ranked,
-        width=360,
-    )
+model = widgets.model_choice(ranked)
 record = data.model_record(dataset, filters, tree_id, node, model)
 opponents = record["opponent"].tolist()
 here = "here" if node == data.ROOT else "in this node"

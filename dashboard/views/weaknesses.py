@@ -40,16 +40,7 @@ root = scores[scores["node_id"] == data.ROOT].sort_values("score", ascending=Fal
 models = root["model"].tolist()
 
 with st.container(horizontal=True, vertical_alignment="bottom"):
-    model = widgets.shared_widget(
-        st.selectbox,
-        "Model",
-        widgets.MODEL,
-        default=models[0],
-        valid=models.__contains__,
-        always_in_url=True,
-        options=models,
-        width=360,
-    )
+    model = widgets.model_choice(models)
     profile = data.model_nodes(nodes, scores, model)
     low, high, default = data.tau_range(profile)
     tau = st.slider(
