@@ -16,6 +16,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import load, pairwise_batch, results_batch, topic_batch
@@ -127,6 +128,23 @@ def browser() -> Iterator[Browser]:
             b.close()
 
 
+@contextmanager
+def watched_page(browser: Browser, **options: Any) -> Iterator[tuple[Page, list[str], list[str]]]:
+    """A page in its own browser context (``options``: viewport, accept_downloads...) with the
+    messages of script dialogs (untrusted text that ran as script) and the JavaScript errors it
+    records; the context is closed afterwards."""
+    context = browser.new_context(**options)
+    page = context.new_page()
+    dialogs: list[str] = []
+    errors: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        yield page, dialogs, errors
+    finally:
+        context.close()
+
+
 @pytest.fixture()
 def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1600, "height": 1000})
@@ -204,13 +222,7 @@ def tree_server(tree_database: dict, tmp_path_factory: pytest.TempPathFactory) -
 def test_tree_page_in_chromium(tree_server: str, tree_database: dict, browser: Browser) -> None:
     """Open the tree page from the navigation, click a tile, search a node, share its URL."""
     nodes = tree_database["nodes"]
-    context = browser.new_context(viewport={"width": 1600, "height": 1900})
-    page = context.new_page()
-    dialogs: list[str] = []
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    try:
+    with watched_page(browser, viewport={"width": 1600, "height": 1900}) as (page, dialogs, errors):
         page.goto(tree_server)
         page.get_by_test_id("stSidebarNav").get_by_text("Capability tree").click(timeout=30_000)
         expect(page.get_by_role("heading", name="Capability tree")).to_be_visible(timeout=30_000)
@@ -260,14 +272,12 @@ def test_tree_page_in_chromium(tree_server: str, tree_database: dict, browser: B
 
         # The URL is the view: a fresh session opened with it shows the same node.
         shared = page.url
-        other = context.new_page()
+        other = page.context.new_page()
         other.goto(shared)
         expect(other.locator(".st-key-node-panel h3")).to_have_text(
             node_label(list(nodes.loc[chosen, "keywords"]), nodes.loc[chosen, "description"]),
             timeout=30_000,
         )
-    finally:
-        context.close()
 
 
 @pytest.fixture(scope="module")
@@ -286,13 +296,7 @@ def arena_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def test_leaderboard_and_weaknesses_pages_in_chromium(arena_server: str, browser: Browser) -> None:
     """Leaderboard: table, interval chart, style control; Weaknesses: profile and evidence."""
-    context = browser.new_context(viewport={"width": 1600, "height": 1800})
-    page = context.new_page()
-    dialogs: list[str] = []
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    try:
+    with watched_page(browser, viewport={"width": 1600, "height": 1800}) as (page, dialogs, errors):
         page.goto(f"{arena_server}/?dataset=arena")
         page.get_by_test_id("stSidebarNav").get_by_role("link", name="Leaderboard").click(timeout=30_000)
         expect(page.get_by_role("heading", name="Leaderboard")).to_be_visible(timeout=30_000)
@@ -334,21 +338,13 @@ def test_leaderboard_and_weaknesses_pages_in_chromium(arena_server: str, browser
         assert page.locator("script:text('xss'), img[src*='evil.example']").count() == 0
         assert dialogs == [], f"untrusted text ran as script: {dialogs}"
         assert errors == [], f"JavaScript errors on the page: {errors}"
-    finally:
-        context.close()
 
 
 def test_voter_audit_page_in_chromium(arena_server: str, browser: Browser) -> None:
     """Voter audit: every finding is listed; one opens (from the picker, and again from its shared
     link) with its plot; the LLM judge that favours one model is flagged, and a drill-down shows
     the votes behind a row with hostile prompts as inert text."""
-    context = browser.new_context(viewport={"width": 1600, "height": 2400})
-    page = context.new_page()
-    dialogs: list[str] = []
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    try:
+    with watched_page(browser, viewport={"width": 1600, "height": 2400}) as (page, dialogs, errors):
         page.goto(f"{arena_server}/?dataset=arena")
         page.get_by_test_id("stSidebarNav").get_by_role("link", name="Voter audit").click(timeout=30_000)
         expect(page.get_by_role("heading", name="Voter audit")).to_be_visible(timeout=60_000)
@@ -377,8 +373,6 @@ def test_voter_audit_page_in_chromium(arena_server: str, browser: Browser) -> No
         assert page.locator("script:text('xss'), img[src*='evil.example']").count() == 0
         assert dialogs == [], f"untrusted text ran as script: {dialogs}"
         assert errors == [], f"JavaScript errors on the page: {errors}"
-    finally:
-        context.close()
 
 
 def test_reports_page_downloads_every_format_in_chromium(arena_server: str, browser: Browser) -> None:
@@ -388,11 +382,8 @@ def test_reports_page_downloads_every_format_in_chromium(arena_server: str, brow
 
     from pypdf import PdfReader
 
-    context = browser.new_context(viewport={"width": 1600, "height": 1400}, accept_downloads=True)
-    page = context.new_page()
-    dialogs: list[str] = []
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    try:
+    viewport = {"width": 1600, "height": 1400}
+    with watched_page(browser, viewport=viewport, accept_downloads=True) as (page, dialogs, errors):
         page.goto(f"{arena_server}/?dataset=arena")
         page.get_by_test_id("stSidebarNav").get_by_role("link", name="Reports").click(timeout=30_000)
         expect(page.get_by_role("heading", name="Reports")).to_be_visible(timeout=30_000)
@@ -418,8 +409,6 @@ def test_reports_page_downloads_every_format_in_chromium(arena_server: str, brow
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "reports.png"), full_page=True)
         assert dialogs == []
-    finally:
-        context.close()
 
 
 def test_filters_and_models_carry_across_pages_in_chromium(arena_server: str, browser: Browser) -> None:
@@ -428,11 +417,7 @@ def test_filters_and_models_carry_across_pages_in_chromium(arena_server: str, br
     from test_leaderboard_page import arena_frame
 
     humans = int((arena_frame()["judge_kind"] == "human").sum())
-    context = browser.new_context(viewport={"width": 1600, "height": 1600})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    try:
+    with watched_page(browser, viewport={"width": 1600, "height": 1600}) as (page, dialogs, errors):
         page.goto(f"{arena_server}/leaderboard?dataset=arena&judge_kind=human")
         expect(page.get_by_role("heading", name="Leaderboard")).to_be_visible(timeout=30_000)
         expect(metric(page, "Votes")).to_have_text(f"{humans:,}", timeout=30_000)
@@ -454,5 +439,3 @@ def test_filters_and_models_carry_across_pages_in_chromium(arena_server: str, br
         expect(page.get_by_role("heading", name="Voter audit")).to_be_visible(timeout=60_000)
         expect(page.get_by_text(f"{humans:,} votes by", exact=False)).to_be_visible(timeout=60_000)
         assert errors == [], f"JavaScript errors on the page: {errors}"
-    finally:
-        context.close()
