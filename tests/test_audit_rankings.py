@@ -10,6 +10,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import WINNERS
 from scipy import stats
 
 from pipelines import ratings
@@ -27,7 +28,7 @@ from pipelines.audit.robustness import FLIP_EPS, flip_search, robustness
 from pipelines.audit.validity import simulated_votes
 from pipelines.tree.read import resolve_tree
 
-OUTCOME_NAMES = np.array(["model_a", "model_b", "tie", "tie_bothbad"])
+OUTCOME_NAMES = np.array(WINNERS)
 
 
 @pytest.fixture(scope="module")

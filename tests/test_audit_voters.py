@@ -11,6 +11,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import WINNERS
 from scipy import integrate, optimize, stats
 from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
@@ -25,8 +26,6 @@ from pipelines.audit.concentrated import chernoff_tail, concentrated_voters, vot
 from pipelines.audit.frame import AuditVotes, load_audit_votes
 from pipelines.audit.validity import detection, simulated_votes, voter_truth
 from pipelines.tree.read import resolve_tree
-
-WINNERS = ["model_a", "model_b", "tie", "tie_bothbad"]
 
 
 @pytest.fixture(scope="module")
@@ -329,7 +328,7 @@ def test_concentrated_validity(biased):
 
 def test_not_applicable_with_one_judge():
     frame = pd.DataFrame(
-        {"model_a": ["x", "y", "z"], "model_b": ["y", "z", "x"], "winner": WINNERS[:3], "judge": "solo"}
+        {"model_a": ["x", "y", "z"], "model_b": ["y", "z", "x"], "winner": list(WINNERS[:3]), "judge": "solo"}
     )
     v = AuditVotes.from_frame(frame)
     assert not anomalous_voters(v).applicable

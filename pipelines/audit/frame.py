@@ -21,6 +21,7 @@ import pandas as pd
 from scipy import sparse
 
 from ..battles import BATTLE_COLUMNS, NO_FILTERS, Filters, load_battles
+from ..ingest.base import WINNERS
 from ..ratings import index_models
 from ..scores import ancestor_matrix, tree_shape
 from ..tree.read import tree_nodes
@@ -32,8 +33,8 @@ AUDIT_COLUMNS: tuple[str, ...] = tuple(
     for c in BATTLE_COLUMNS
     if c not in ("anony", "language", "turns", "source_id", "response_a", "response_b")
 )
-# Outcome codes: which side won, or which kind of tie.
-OUTCOMES: tuple[str, ...] = ("model_a", "model_b", "tie", "tie_bothbad")
+# Outcome codes: which side won, or which kind of tie (the stored winner values, in this order).
+OUTCOMES: tuple[str, ...] = WINNERS
 MODEL_A, MODEL_B, TIE, BOTHBAD = range(4)
 
 
