@@ -567,6 +567,11 @@ def parse_flag(raw: str) -> bool | None:
     return {"1": True, "true": True, "0": False, "false": False}.get(raw.lower())
 
 
+def parse_count(raw: str) -> int | None:
+    """A URL setting that is a non-negative integer ('100'), else None."""
+    return int(raw) if raw.isdigit() else None
+
+
 def _parse_date(raw: str) -> date | None:
     try:
         return date.fromisoformat(raw)
@@ -1115,10 +1120,6 @@ def _alpha_setting(raw: str) -> float | None:
         return None
 
 
-def _min_votes_setting(raw: str) -> int | None:
-    return int(raw) if raw.isdigit() else None
-
-
 def _valid_min_votes(v: Any) -> bool:
     return isinstance(v, int) and AUDIT_MIN_VOTES[0] <= v <= AUDIT_MIN_VOTES[1]
 
@@ -1142,7 +1143,7 @@ def audit_settings() -> tuple[float, int]:
         "Fewest votes to flag a voter",
         "min_votes",
         default=default,
-        parse=_min_votes_setting,
+        parse=parse_count,
         valid=_valid_min_votes,
         min_value=low,
         max_value=high,
@@ -1156,7 +1157,7 @@ def audit_settings_chosen() -> tuple[float, int]:
     """The voter audit's settings as chosen on the Voter audit page (or in the URL), without
     showing widgets: for pages that run the audit too (Reports)."""
     alpha = _shared_value("alpha", _alpha_setting, AUDIT_ALPHAS[1], AUDIT_ALPHAS.__contains__)
-    min_votes = _shared_value("min_votes", _min_votes_setting, AUDIT_MIN_VOTES[2], _valid_min_votes)
+    min_votes = _shared_value("min_votes", parse_count, AUDIT_MIN_VOTES[2], _valid_min_votes)
     _mirror("alpha", alpha, AUDIT_ALPHAS[1])
     _mirror("min_votes", min_votes, AUDIT_MIN_VOTES[2])
     return alpha, int(min_votes)

@@ -103,7 +103,7 @@ with st.container(horizontal=True, vertical_alignment="bottom"):
         "Bootstrap rounds",
         "rounds",
         default=100,
-        parse=lambda raw: int(raw) if raw.isdigit() else None,
+        parse=widgets.parse_count,
         valid=ROUNDS.__contains__,
         options=ROUNDS,
         width=260,
