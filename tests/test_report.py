@@ -253,6 +253,11 @@ def test_cli_writes_and_refuses_bad_input(report_db, tmp_path):
     ]
     section = run_cli("report", "--dataset", "arena", "--out", "x.html", "--sections", "nah", db=db)
     assert section.returncode == 2 and "unknown section 'nah'" in section.stderr
+    alpha = run_cli("report", "--dataset", "arena", "--out", str(tmp_path / "a.html"), "--alpha", "2", db=db)
+    assert alpha.returncode == 2 and alpha.stderr.strip().splitlines() == [
+        "arenatree: error: need 0 < alpha < 1 and 0 < level < 1 (got 2.0, 0.95)"
+    ]  # refused before any section is computed, and nothing written
+    assert not (tmp_path / "a.html").exists()
     out = tmp_path / "board.html"
     ok = run_cli(
         "report", "--dataset", "hostile", "--out", str(out), "--sections", "leaderboard,methods",

@@ -118,6 +118,14 @@ def default_tree(con: duckdb.DuckDBPyConnection, dataset: str, tree_id: str | No
     return None if trees.empty else str(trees["tree_id"].iloc[0])
 
 
+def check_settings(*, alpha: float, min_votes: int, rounds: int, level: float) -> None:
+    """Raise ArenatreeError (one line) unless 0 < alpha, level < 1 and rounds, min_votes >= 1."""
+    if not 0 < alpha < 1 or not 0 < level < 1:
+        raise ArenatreeError(f"need 0 < alpha < 1 and 0 < level < 1 (got {alpha}, {level})")
+    if rounds < 1 or min_votes < 1:
+        raise ArenatreeError(f"need rounds >= 1 and min_votes >= 1 (got {rounds}, {min_votes})")
+
+
 def audit_votes(
     votes: AuditVotes,
     *,
@@ -138,10 +146,7 @@ def audit_votes(
     keys = list(AUDITS) if not only else list(only)
     for key in keys:
         audit_function(key)  # unknown keys fail before any work
-    if not 0 < alpha < 1 or not 0 < level < 1:
-        raise ArenatreeError(f"need 0 < alpha < 1 and 0 < level < 1 (got {alpha}, {level})")
-    if rounds < 1 or min_votes < 1:
-        raise ArenatreeError(f"need rounds >= 1 and min_votes >= 1 (got {rounds}, {min_votes})")
+    check_settings(alpha=alpha, min_votes=min_votes, rounds=rounds, level=level)
     params = {
         "alpha": alpha,
         "fdr": fdr,

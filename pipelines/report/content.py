@@ -70,6 +70,10 @@ class ReportRequest:
             raise ArenatreeError(f"unknown section {unknown[0]!r}; choose from {', '.join(SECTIONS)}")
         if not self.sections:
             raise ArenatreeError("a report needs at least one section")
+        if "audit" in self.sections:  # fail before any section is computed
+            from ..audit.run import check_settings
+
+            check_settings(alpha=self.alpha, min_votes=self.min_votes, rounds=self.rounds, level=self.level)
 
 
 @dataclass
