@@ -127,6 +127,12 @@ def _node_items(db: str, version: Version, tree_id: str, node_id: int, limit: in
     return items
 
 
+@st.cache_data(show_spinner=False, max_entries=256)
+def _central_prompt(db: str, version: Version, tree_id: str, node_id: int) -> str | None:
+    with store.reader(db) as con:
+        return tree_read.central_prompt(con, tree_id, node_id)
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
 def _item_hits(db: str, version: Version, tree_id: str, query: str) -> pd.DataFrame:
     with store.reader(db) as con:
@@ -165,6 +171,11 @@ def node_items(tree_id: str, node_id: int, limit: int = 50) -> pd.DataFrame:
     """Up to ``limit`` items under a node: prompt_id, source_ids (comma-joined text), capability,
     text, leaf_id (see :func:`pipelines.tree.read.node_items`)."""
     return _node_items(str(db_path()), snapshot_version(), tree_id, int(node_id), limit)
+
+
+def central_prompt(tree_id: str, node_id: int) -> str | None:
+    """The text of a node's most central prompt (its example), or None."""
+    return _central_prompt(str(db_path()), snapshot_version(), tree_id, int(node_id))
 
 
 def ancestors(nodes: pd.DataFrame, node_id: int) -> pd.DataFrame:
@@ -518,10 +529,8 @@ def tau_range(profile_nodes: pd.DataFrame) -> tuple[float, float, float]:
 def sweep_table(profile_nodes: pd.DataFrame, direction: str = "weak") -> pd.DataFrame:
     """Every distinct profile of a τ sweep (:func:`pipelines.weaknesses.sweep`), loosest first:
     tau_low, tau_high (the τ interval on which it holds), nodes (count), items (under them),
-    node_ids (list) and members ('#id keywords' joined by ' · ')."""
-    names = dict(
-        zip(profile_nodes["node_id"], profile_nodes["keywords"].map(lambda k: ", ".join(k[:3])), strict=True)
-    )
+    node_ids (list) and members ('#id capability' joined by ' · ')."""
+    names = dict(zip(profile_nodes["node_id"], profile_nodes["description"], strict=True))
     sizes = dict(zip(profile_nodes["node_id"], profile_nodes["size"], strict=True))
     rows = [
         {

@@ -268,6 +268,10 @@ def node_picked(tree_id: str, key: str) -> None:
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~:$])")
 
+LABEL_CHARS = 80  # a node's name is cut here (LLM descriptions can run long) ...
+BREADCRUMB_CHARS = 40  # ... and shorter in the path bar
+EXAMPLE_CHARS = 400  # the node panel's example prompt is cut here
+
 # Colour by item count: from near-white to the theme's green.
 SIZE_SCALE = [[0.0, "#eef6f1"], [0.5, "#7dbb9c"], [1.0, "#1f7a5c"]]
 
@@ -278,20 +282,19 @@ def md_escape(text: str) -> str:
     return _MD_SPECIAL.sub(r"\\\1", text)
 
 
-def node_label(keywords: Sequence[str], description: str, is_root: bool = False, words: int = 3) -> str:
-    """A short name for a node: its first keywords (or the start of its description)."""
+def node_label(description: str, is_root: bool = False, chars: int = LABEL_CHARS) -> str:
+    """A node's name as pages show it: its capability (its description, cut to ``chars``); the
+    root is "All items"."""
     if is_root:
         return "All items"
-    if len(keywords):
-        return ", ".join(keywords[:words])
-    return description if len(description) <= 40 else description[:39] + "…"
+    text = " ".join(str(description).split())
+    return text if len(text) <= chars else text[: chars - 1] + "…"
 
 
 def node_labels(nodes: pd.DataFrame) -> pd.Series:
     """:func:`node_label` of every row of a nodes frame, indexed by node_id."""
     labels = [
-        node_label(list(k), d, pd.isna(p))
-        for k, d, p in zip(nodes["keywords"], nodes["description"], nodes["parent_id"], strict=True)
+        node_label(d, pd.isna(p)) for d, p in zip(nodes["description"], nodes["parent_id"], strict=True)
     ]
     return pd.Series(labels, index=nodes["node_id"].to_numpy(), name="label")
 
@@ -454,7 +457,7 @@ ITEM_COLUMN_CONFIG = {
 
 def search_result_label(node: pd.Series, hits: int) -> str:
     """How a search result reads in a picker: node, name, size and matching prompts."""
-    name = node_label(list(node["keywords"]), node["description"], pd.isna(node["parent_id"]))
+    name = node_label(node["description"], pd.isna(node["parent_id"]))
     found = f" · {hits:,} matching prompt{'s' if hits != 1 else ''}" if hits else ""
     return f"#{node['node_id']} {name} — {node['size']:,} items, depth {node['depth']}{found}"
 
@@ -464,14 +467,14 @@ def node_panel(nodes: pd.DataFrame, node_id: int, tree_id: str) -> None:
     path = data.ancestors(nodes, node_id)
     row = path.iloc[-1]
     root_size = max(int(path.iloc[0]["size"]), 1)
-    label = node_label(list(row["keywords"]), row["description"], pd.isna(row["parent_id"]))
+    label = node_label(row["description"], pd.isna(row["parent_id"]))
     st.subheader(md_escape(label), anchor=False)
     st.caption(f"Node {node_id} · depth {row['depth']} · path {row['path']}")
     with st.container(horizontal=True, gap="xxsmall", key="breadcrumb"):
         for _, step in path.iterrows():
             is_root = pd.isna(step["parent_id"])
             st.button(
-                md_escape(node_label(list(step["keywords"]), step["description"], is_root)),
+                md_escape(node_label(step["description"], is_root, chars=BREADCRUMB_CHARS)),
                 key=f"crumb-{tree_id}-{step['node_id']}",
                 on_click=select_node,
                 args=(tree_id, int(step["node_id"])),
@@ -489,10 +492,14 @@ def node_panel(nodes: pd.DataFrame, node_id: int, tree_id: str) -> None:
             "—" if pd.isna(silhouette) else f"{silhouette:.2f}",
             help="cosine silhouette of the split made at this node (leaves are not split)",
         )
-    st.caption("Description")
+    st.caption("Capability")
     st.text(row["description"])
-    st.caption("Keywords")
-    st.text(", ".join(row["keywords"]) or "—")
+    example = data.central_prompt(tree_id, node_id)
+    if example:
+        st.caption("Most typical prompt (closest to the node's centre)")
+        st.text(example if len(example) <= EXAMPLE_CHARS else example[: EXAMPLE_CHARS - 1] + "…")
+    st.caption("Distinctive phrases")
+    st.text(" · ".join(row["keywords"]) or "—")
 
 
 def progress_callback(bar: DeltaGenerator) -> Callable[[str, float], None]:
@@ -980,7 +987,7 @@ SWEEP_COLUMN_CONFIG = {
     "nodes": _COUNT("Nodes"),
     "items": _COUNT("Items", format="localized", help="items under the profile's nodes"),
     "node_ids": st.column_config.ListColumn("Node ids"),
-    "members": st.column_config.TextColumn("Nodes (keywords)", width="large"),
+    "members": st.column_config.TextColumn("Nodes", width="large"),
 }
 ADJUSTED_COLUMN_CONFIG = {
     "node_id": st.column_config.NumberColumn("Node", width="small"),

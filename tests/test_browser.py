@@ -234,9 +234,7 @@ def test_tree_page_in_chromium(tree_server: str, tree_database: dict, browser: B
         expect(title).to_have_text("All items")
 
         # Click the tile of a first-level leaf: the panel opens it and the URL names it.
-        labels = [
-            node_label(list(k), d) for k, d in zip(nodes["keywords"], nodes["description"], strict=True)
-        ]
+        labels = [node_label(d) for d in nodes["description"]]
         unique = nodes.assign(label=labels).drop_duplicates("label", keep=False)
         leaf = unique[(unique["depth"] == 1) & (unique["n_children"] == 0)].iloc[0]
         label = leaf["label"]
@@ -254,11 +252,12 @@ def test_tree_page_in_chromium(tree_server: str, tree_database: dict, browser: B
         grids = page.get_by_test_id("stDataFrame")
         expect(grids.last).to_contain_text("<script>alert('xss')</script>", timeout=30_000)  # as text
         chosen = int(re.search(r"node=(\d+)", page.url).group(1))
-        expect(title).to_have_text(
-            node_label(list(nodes.loc[chosen, "keywords"]), nodes.loc[chosen, "description"])
-        )
+        expect(title).to_have_text(node_label(nodes.loc[chosen, "description"]))
         panel = page.locator(".st-key-node-panel")
-        expect(panel).to_contain_text(nodes.loc[chosen, "description"])  # hostile text, as text
+        expect(panel).to_contain_text(nodes.loc[chosen, "description"])
+        with store.reader(tree_database["db"]) as con:
+            example = tree_read.central_prompt(con, tree_database["tree_id"], chosen)
+        expect(panel).to_contain_text(" ".join(example.split())[:60])  # hostile text, as text
         page.wait_for_timeout(1500)  # let grids and the treemap finish painting
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "tree.png"), full_page=True)
@@ -275,8 +274,7 @@ def test_tree_page_in_chromium(tree_server: str, tree_database: dict, browser: B
         other = page.context.new_page()
         other.goto(shared)
         expect(other.locator(".st-key-node-panel h3")).to_have_text(
-            node_label(list(nodes.loc[chosen, "keywords"]), nodes.loc[chosen, "description"]),
-            timeout=30_000,
+            node_label(nodes.loc[chosen, "description"]), timeout=30_000
         )
 
 

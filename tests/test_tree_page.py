@@ -14,6 +14,7 @@ import pytest
 from helpers import EVIL, load, metrics, open_app_page, pairwise_batch, rerun, topic_batch
 from streamlit.testing.v1 import AppTest
 
+from dashboard import widgets
 from pipelines import store
 from pipelines.tree import read
 from pipelines.tree.build import build_tree
@@ -169,15 +170,19 @@ def test_untrusted_prompts_only_ever_appear_as_text(tree_db: Path, tree: dict, m
     items = table(at, "text")
     assert items["text"].str.startswith(EVIL).all() and len(items) > 0  # shown, as data
     texts = [t.value for t in at.text]
-    assert any(EVIL in t for t in texts)  # the description quotes one, as plain text
+    assert any(EVIL in t for t in texts)  # the node's example prompt, as plain text
     assert not at.get("html")
     for md in at.markdown:
         assert not md.proto.allow_html, md.value
         assert "<script>" not in md.value and "evil.example" not in md.value
     for label in [e.value for e in (*at.caption, *at.title, *at.subheader)] + [b.label for b in at.button]:
         assert "<script>" not in label and "evil.example" not in label
-    # Plotly parses tags in labels and hover text: the figure carries them escaped.
-    spec = json.dumps(treemap(at))
+    # Plotly parses tags in labels and hover text: the figure never carries one raw, and a
+    # description with markup (an LLM describer may echo a prompt) is sent escaped.
+    assert "<script>" not in json.dumps(treemap(at))
+    nodes = tree["nodes"].assign(keywords=tree["nodes"]["keywords"].map(list))
+    nodes.loc[nodes["node_id"] == nodes["node_id"].max(), "description"] = EVIL
+    spec = widgets.tree_figure(nodes.assign(parent_id=nodes["parent_id"].astype("Int64"))).to_json()
     assert "&lt;script&gt;" in spec and "<script>" not in spec
 
 

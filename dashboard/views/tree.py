@@ -29,7 +29,8 @@ if trees.empty:
         st.stop()
     st.markdown(
         "Building clusters the prompts by the capability they test (offline: MiniLM embeddings, "
-        "recursive k-means, keyword descriptions). It runs here, or from the command line:"
+        "recursive k-means, each capability named from its prompts' own phrases). It runs here, "
+        "or from the command line:"
     )
     st.code(f"arenatree tree build --dataset '{dataset}'", language="bash")
     if st.button("Build tree", type="primary", icon=":material/construction:"):

@@ -28,16 +28,9 @@ from ..ingest.load import text_hash
 from ..store import one, run, transaction, writer
 from .base import Annotator, Embedder, OfflineAnnotator
 from .cluster import RecursiveKMeans
-from .describe import (
-    central_items,
-    ctfidf_keywords,
-    document_idf,
-    node_term_counts,
-    offline_descriptions,
-    summarize_bottom_up,
-    vectorize,
-)
+from .describe import central_items, summarize_bottom_up
 from .embed import MiniLMEmbedder
+from .naming import NAMER, capability_names
 from .read import stored_tree
 
 ANNOTATE_CHUNK = 64
@@ -243,7 +236,7 @@ def build_tree(
     params = {
         "annotator": ann.name,
         "embedder": emb.name,
-        "describer": summ.name if summ else "offline:ctfidf",
+        "describer": summ.name if summ else NAMER,
         "clusterer": type(cluster).__name__,
         "cluster_params": {k: v for k, v in vars(cluster).items() if k != "progress" and not k.endswith("_")},
         "seed": seed,
@@ -265,7 +258,15 @@ def build_tree(
             on_progress("cluster", 0.0)
         cluster.fit(X)
         say(f"clustered into {len(cluster.parent_):,} nodes in {time.perf_counter() - t0:.1f} s")
-        nodes = describe_nodes(cluster, X, texts, capabilities, summ, progress, on_progress)
+        nodes = describe_nodes(
+            cluster,
+            X,
+            capabilities,
+            lambda phrases: cached_embeddings(con, emb, phrases),
+            summ,
+            progress,
+            on_progress,
+        )
         seconds = time.perf_counter() - started
         row = {
             "tree_id": tree_id,
@@ -299,16 +300,24 @@ def build_tree(
 
 
 def describe_nodes(
-    cluster, X, texts, capabilities, summarizer, progress: bool, callback: ProgressFn | None = None
+    cluster,
+    X: np.ndarray,
+    capabilities: Sequence[str],
+    embed: Callable[[Sequence[str]], np.ndarray],
+    summarizer,
+    progress: bool,
+    callback: ProgressFn | None = None,
 ) -> pd.DataFrame:
-    """One row per node: ids, shape, description, keywords, central item, centroid."""
+    """One row per node: ids, shape, description (a capability name), keywords (its distinctive
+    phrases), central item, centroid. ``embed`` maps phrases into the space of ``X`` (n, d)."""
     parent = np.asarray(cluster.parent_)
     labels = np.asarray(cluster.labels_)
-    counts, vocab = vectorize(capabilities)
-    keywords = ctfidf_keywords(node_term_counts(labels, parent, counts), parent, vocab, document_idf(counts))
+    if callback:
+        callback("describe", 0.0)
+    names, keywords = capability_names(capabilities, labels, parent, np.asarray(cluster.centroid_), embed)
     central = central_items(X, cluster.centroid_, labels, parent)
     if summarizer is None:
-        descriptions = offline_descriptions(keywords, [texts[i] for i in central])
+        descriptions = names
     else:
         with _bar(len(parent), f"describe ({summarizer.name})", progress, callback) as bar:
             descriptions = summarize_bottom_up(summarizer, parent, labels, capabilities, bar.update)

@@ -1,11 +1,12 @@
-"""Node descriptions.
+"""Node descriptions: what every naming backend shares.
 
-Offline (default): each node's distinctive keywords by class-based TF-IDF against its siblings
-(BERTopic's c-TF-IDF: ``tf(t, c) / |c| * log(1 + A / f(t))`` with ``A`` the mean number of
-words per sibling class and ``f(t)`` the frequency of ``t`` over the siblings), plus the most
-central item (closest to the node's centroid). With a :class:`~pipelines.tree.base.Summarizer`
-(an LLM), EvalTree's stage 4: leaves summarise their items' capabilities, every other node
-summarises its children's descriptions, bottom-up.
+* per-node term counts summed up the tree (:func:`node_term_counts`) and class-based TF-IDF
+  against siblings (:func:`ctfidf_keywords`, BERTopic's c-TF-IDF: ``tf(t, c) / |c| *
+  log(1 + A / f(t))`` with ``A`` the mean number of terms per sibling class and ``f(t)`` the
+  frequency of ``t`` over the siblings), used by the offline namer (:mod:`pipelines.tree.naming`);
+* each node's most central item (closest to its centroid), shown beside its name as an example;
+* EvalTree's stage 4 with a :class:`~pipelines.tree.base.Summarizer` (an LLM): leaves summarise
+  their items' capabilities, every other node its children's descriptions, bottom-up.
 """
 
 from __future__ import annotations
@@ -14,23 +15,26 @@ from collections.abc import Sequence
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import CountVectorizer
 
 N_KEYWORDS = 8
-CENTRAL_CHARS = 160
 
 
 def node_term_counts(labels: np.ndarray, parent: np.ndarray, counts: sp.csr_matrix) -> sp.csr_matrix:
-    """Term counts of every node: (n_nodes, vocab). Leaves sum their items (``labels`` gives
-    each item's leaf); every node adds its children (ids are preorder, so children > parent)."""
+    """Term counts of every node: (n_nodes, vocab) CSR, the sum over the items under it.
+
+    labels: (n,) leaf id of each item; parent: (n_nodes,) preorder parents; counts: (n, vocab).
+    Preorder ids make every subtree an id range, so one sparse product with the (n_nodes,
+    n_nodes) subtree-indicator matrix sums every node at once.
+    """
     n_nodes = len(parent)
     onehot = sp.csr_matrix(
         (np.ones(len(labels)), (labels, np.arange(len(labels)))), shape=(n_nodes, len(labels))
     )
-    node_counts = (onehot @ counts).tolil()
-    for node in range(n_nodes - 1, 0, -1):  # children before parents
-        node_counts[parent[node]] += node_counts[node]
-    return node_counts.tocsr()
+    end = subtree_end(parent)
+    rows = np.repeat(np.arange(n_nodes), end - np.arange(n_nodes))
+    cols = np.concatenate([np.arange(n, end[n]) for n in range(n_nodes)])
+    under = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_nodes, n_nodes))
+    return (under @ (onehot @ counts)).tocsr()
 
 
 def ctfidf_keywords(
@@ -88,31 +92,10 @@ def central_items(X: np.ndarray, centroid: np.ndarray, labels: np.ndarray, paren
     return out
 
 
-def offline_descriptions(keywords: list[list[str]], central_texts: Sequence[str]) -> list[str]:
-    """'kw1, kw2, kw3: "central item…"' for every node."""
-    out = []
-    for words, text in zip(keywords, central_texts, strict=True):
-        flat = " ".join(text.split())
-        example = flat if len(flat) <= CENTRAL_CHARS else flat[: CENTRAL_CHARS - 1] + "…"
-        head = ", ".join(words[:3]) if words else "items"
-        out.append(f'{head}: "{example}"')
-    return out
-
-
 def document_idf(counts: sp.csr_matrix) -> np.ndarray:
     """Smoothed inverse document frequency of each term: (vocab,), ``log((1 + n) / (1 + df)) + 1``."""
     df = np.asarray((counts > 0).sum(axis=0)).ravel()
     return np.log((1 + counts.shape[0]) / (1 + df)) + 1
-
-
-def vectorize(texts: Sequence[str]) -> tuple[sp.csr_matrix, np.ndarray]:
-    """Word counts of the texts (English stop words out, words of 2+ letters): (n, vocab), vocab."""
-    vec = CountVectorizer(stop_words="english", token_pattern=r"(?u)\b[^\W\d_]{2,}\b", lowercase=True)
-    try:
-        counts = vec.fit_transform(texts)
-    except ValueError:  # nothing but stop words / numbers
-        return sp.csr_matrix((len(texts), 1)), np.array([""])
-    return counts.tocsr(), vec.get_feature_names_out()
 
 
 def summarize_bottom_up(

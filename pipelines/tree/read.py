@@ -61,6 +61,18 @@ def tree_nodes(con, tree_id: str) -> pd.DataFrame:
     ).df()
 
 
+def central_prompt(con, tree_id: str, node_id: int) -> str | None:
+    """The text of a node's most central prompt (closest to its centroid), or None."""
+    row = one(
+        con,
+        "SELECT p.text FROM nodes n JOIN trees t USING (tree_id) "
+        "JOIN prompts p ON p.dataset = t.dataset AND p.prompt_id = n.central_prompt_id "
+        "WHERE n.tree_id = ? AND n.node_id = ?",
+        [tree_id, int(node_id)],
+    )
+    return None if row is None else row[0]
+
+
 def leaf_sources(con, tree_id: str) -> pd.DataFrame:
     """Per leaf, the source ids of its items (the ids the dataset's files used): node_id, source_ids."""
     return con.execute(
