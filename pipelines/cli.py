@@ -8,6 +8,7 @@ line (``arenatree: error: ...``) and exit with status 2 (bad input or usage) or 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -243,22 +244,45 @@ def _openai_config(args: argparse.Namespace):
     return OpenAIConfig.from_env(**overrides)
 
 
+@contextlib.contextmanager
+def _local_llm(model_path: str | None, log: bool = True):
+    """arenatree's own llama.cpp server on ``model_path`` (default model if None), for the block."""
+    from .tree.local_llm import LocalModel, local_server
+
+    model = LocalModel.resolve(model_path)
+    if log:
+        _log(f"starting llama-server with {model.path.name} (stopped when done)")
+    with local_server(model) as config:
+        yield config
+
+
 def cmd_tree_build(args: argparse.Namespace) -> int:
     from .tree.build import build_tree
 
-    tree = build_tree(
-        args.dataset,
-        db=args.db,
-        annotator=args.annotator,
-        embedder=args.embedder,
-        describer=args.describer,
-        min_size=args.min_size,
-        seed=args.seed,
-        openai=_openai_config(args),
-        force=args.force,
-        progress=True,
-        log=_log,
-    )
+    def build(**backends):
+        return build_tree(
+            args.dataset,
+            db=args.db,
+            min_size=args.min_size,
+            seed=args.seed,
+            force=args.force,
+            progress=True,
+            log=_log,
+            **backends,
+        )
+
+    if args.llm == "local":
+        with _local_llm(args.llm_model_path) as config:
+            tree = build(
+                annotator="openai", describer="openai", embedder=args.embedder, openai=config, llm="local"
+            )
+    else:
+        tree = build(
+            annotator=args.annotator,
+            embedder=args.embedder,
+            describer=args.describer,
+            openai=_openai_config(args),
+        )
     state = "already built (cached)" if tree["cached"] else f"built in {tree['seconds']:.1f} s"
     _log(
         f"tree {tree['tree_id']}: {tree['n_items']:,} items, {tree['n_nodes']:,} nodes, "
@@ -297,8 +321,15 @@ def cmd_tree_route(args: argparse.Namespace) -> int:
 
     with reader(args.db) as con:
         tree_id = resolve_tree(con, args.dataset, args.tree)
-        ann, emb = backends_for(stored_tree_row(con, tree_id))
-        routed = route(con, tree_id, args.texts, ann, emb)
+        tree = stored_tree_row(con, tree_id)
+        backends = json.loads(tree["params"])["backends"]
+        if backends.get("llm") == "local":  # the tree's annotator is the local server: start it
+            with _local_llm(args.llm_model_path) as config:
+                ann, emb = backends_for(tree, config)
+                routed = route(con, tree_id, args.texts, ann, emb)
+        else:
+            ann, emb = backends_for(tree)
+            routed = route(con, tree_id, args.texts, ann, emb)
     if args.json:
         _print_json({"tree_id": tree_id, "routes": routed.to_dict(orient="records")})
     else:
@@ -683,6 +714,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--llm-model", help="chat model for annotate / describe")
     s.add_argument("--embed-model", help="embedding model for --embedder openai")
     s.add_argument("--concurrency", type=int, help="parallel requests to the endpoint")
+    s.add_argument(
+        "--llm",
+        choices=["local"],
+        help="annotate and describe with arenatree's own local llama.cpp server (started and stopped "
+        "here; needs the [llm] extra)",
+    )
+    s.add_argument(
+        "--llm-model-path", help="GGUF model for --llm local (default: Qwen2.5-Coder-1.5B-Instruct)"
+    )
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_tree_build)
     s = tree.add_parser("show", help="print a tree's nodes")
@@ -693,6 +733,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_tree_show)
     s = tree.add_parser("route", help="send new prompts down a tree to their leaves")
     s.add_argument("texts", nargs="+")
+    s.add_argument("--llm-model-path", help="GGUF model of a tree built with --llm local (default model)")
     s.add_argument("--dataset", required=True)
     s.add_argument("--tree", help="tree id (default: the dataset's newest)")
     s.add_argument("--json", action="store_true")

@@ -26,11 +26,11 @@ from .. import __version__
 from ..errors import ArenatreeError
 from ..ingest.load import text_hash
 from ..store import one, run, transaction, writer
-from .base import Annotator, Embedder, OfflineAnnotator
+from .base import Annotator, Embedder, OfflineAnnotator, Summarizer
 from .cluster import RecursiveKMeans
 from .describe import central_items, summarize_bottom_up
 from .embed import MiniLMEmbedder
-from .naming import NAMER, capability_names
+from .naming import NAMER, capability_names, distinct_names
 from .read import stored_tree
 
 ANNOTATE_CHUNK = 64
@@ -140,17 +140,8 @@ def cached_annotations(
         for start in range(0, len(todo), step):
             chunk = todo[start : start + step]
             caps = annotator.annotate([texts[i] for i in chunk])
-            rows = pd.DataFrame(
-                {"text_hash": [hashes[i] for i in chunk], "annotator": annotator.name, "capability": caps}
-            )
-            with transaction(con):
-                con.register("new_ann", rows)
-                run(
-                    con,
-                    "INSERT OR REPLACE INTO annotations SELECT text_hash, annotator, capability FROM new_ann",
-                )
-                con.unregister("new_ann")
-            known.update(zip(rows["text_hash"], caps, strict=True))
+            store_answers(con, [hashes[i] for i in chunk], annotator.name, caps)
+            known.update(zip((hashes[i] for i in chunk), caps, strict=True))
             bar.update(len(chunk))
     return [known[h] for h in hashes]
 
@@ -200,6 +191,54 @@ def cached_embeddings(
     return np.stack([vectors[pos[h]] for h in hashes]).astype(np.float32)
 
 
+class CachedSummarizer(Summarizer):
+    """A summarizer whose answers live in the ``annotations`` cache (keyed by the hash of the
+    group's descriptions and the summarizer's name), committed ``chunk_size`` groups at a time:
+    a rerun asks nothing twice, and a killed build resumes where it stopped."""
+
+    chunk_size = 8
+
+    def __init__(self, con, inner: Summarizer, progress: Callable[[int], None] | None = None) -> None:
+        self.con, self.inner, self.progress = con, inner, progress
+        self.name = inner.name
+
+    def summarize(self, groups: Sequence[Sequence[str]]) -> list[str]:
+        keys = [text_hash("\n".join(g)) for g in groups]
+        known = self._known(keys)
+        todo = [i for i in dict.fromkeys(i for i, k in enumerate(keys) if k not in known)]
+        first = {}
+        for i in todo:
+            first.setdefault(keys[i], i)
+        todo = list(first.values())
+        for start in range(0, len(todo), self.chunk_size):
+            chunk = todo[start : start + self.chunk_size]
+            answers = self.inner.summarize([groups[i] for i in chunk])
+            store_answers(self.con, [keys[i] for i in chunk], self.name, answers)
+            known.update(zip((keys[i] for i in chunk), answers, strict=True))
+            if self.progress:
+                self.progress(len(chunk))
+        return [known[k] for k in keys]
+
+    def _known(self, keys: list[str]) -> dict[str, str]:
+        self.con.register("want", pd.DataFrame({"text_hash": list(dict.fromkeys(keys))}))
+        rows = self.con.execute(
+            "SELECT a.text_hash, a.capability FROM annotations a JOIN want USING (text_hash) "
+            "WHERE a.annotator = ?",
+            [self.name],
+        ).fetchall()
+        self.con.unregister("want")
+        return dict(rows)
+
+
+def store_answers(con, hashes: Sequence[str], backend: str, answers: Sequence[str]) -> None:
+    """Cache ``answers`` of ``backend`` under their input ``hashes``, in one committed transaction."""
+    rows = pd.DataFrame({"text_hash": list(hashes), "annotator": backend, "capability": list(answers)})
+    with transaction(con):
+        con.register("new_ann", rows)
+        run(con, "INSERT OR REPLACE INTO annotations SELECT text_hash, annotator, capability FROM new_ann")
+        con.unregister("new_ann")
+
+
 def tree_id_for(dataset: str, items: pd.DataFrame, params: dict) -> str:
     """Deterministic id: dataset + sha256 of (sorted item ids, parameters)."""
     h = hashlib.sha256()
@@ -218,6 +257,7 @@ def build_tree(
     min_size: int | None = None,
     seed: int = 0,
     openai=None,
+    llm: str | None = None,
     force: bool = False,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
@@ -226,7 +266,9 @@ def build_tree(
     """Build (or fetch the stored) tree of ``dataset``; returns the ``trees`` row as a dict
     plus ``cached`` (True when nothing had to be built) and backend ``stats``.
 
-    ``describer`` defaults to 'openai' when the annotator is 'openai', else 'offline'.
+    ``describer`` defaults to 'openai' when the annotator is 'openai', else 'offline'. ``llm``
+    ('local') records that ``openai`` points at arenatree's own local server
+    (:mod:`pipelines.tree.local_llm`), so routing knows to start it again.
     ``on_progress(stage, fraction)`` is called as each stage advances (the dashboard's bar).
     """
     describer = describer or ("openai" if annotator == "openai" else "offline")
@@ -240,7 +282,8 @@ def build_tree(
         "clusterer": type(cluster).__name__,
         "cluster_params": {k: v for k, v in vars(cluster).items() if k != "progress" and not k.endswith("_")},
         "seed": seed,
-        "backends": {"annotator": annotator, "embedder": embedder, "describer": describer},
+        "backends": {"annotator": annotator, "embedder": embedder, "describer": describer}
+        | ({"llm": llm} if llm else {}),
     }
     started = time.perf_counter()
     with writer(db) as con:
@@ -263,7 +306,7 @@ def build_tree(
             X,
             capabilities,
             lambda phrases: cached_embeddings(con, emb, phrases),
-            summ,
+            summ and CachedSummarizer(con, summ),
             progress,
             on_progress,
         )
@@ -320,7 +363,12 @@ def describe_nodes(
         descriptions = names
     else:
         with _bar(len(parent), f"describe ({summarizer.name})", progress, callback) as bar:
-            descriptions = summarize_bottom_up(summarizer, parent, labels, capabilities, bar.update)
+            described = summarize_bottom_up(summarizer, parent, labels, capabilities, bar.update)
+        # EvalTree's bottom-up summaries can repeat: a node that says what its parent or a sibling
+        # says takes the offline name, or that with one of its own phrases.
+        descriptions = distinct_names(
+            [[d, n] for d, n in zip(described, names, strict=True)], keywords, parent
+        )
     n_children = np.bincount(parent[1:], minlength=len(parent)) if len(parent) > 1 else np.zeros(1, int)
     silhouette = np.asarray(getattr(cluster, "silhouette_", np.full(len(parent), np.nan)), dtype=float)
     return pd.DataFrame(

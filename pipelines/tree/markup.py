@@ -228,6 +228,8 @@ def plain_word(token: str) -> bool:
         return token in ("a", "I")
     if not token[0].isalpha() or not token.replace("'", "").replace("-", "").isalpha() or not token.isascii():
         return False
+    if "-" in token and min(len(part) for part in token.split("-")) < 2:
+        return False  # "x-axis", "l-theanine": a single letter would read as a variable
     body = token[1:]
     return body == body.lower() and not token.endswith("'")
 

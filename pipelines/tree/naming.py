@@ -375,13 +375,16 @@ def distinct_names(candidates: list[list[str]], keywords: list[list[str]], paren
     for node in range(len(parent)):
         p = int(parent[node])
         used = taken.setdefault(p, set())
-        blocked = used | ({chosen[p]} if p >= 0 else set())
-        best = candidates[node][0]
-        options = [*candidates[node], *(f"{best}: {k}" for k in keywords[node] if k not in best)]
-        name = next((c for c in options if c not in blocked), None)
+        blocked = used | ({chosen[p].lower()} if p >= 0 else set())
+        best = candidates[node][0] if candidates[node] else "items"
+        options = [
+            *candidates[node],
+            *(f"{best}: {k}" for k in keywords[node] if k.lower() not in best.lower()),
+        ]
+        name = next((c for c in options if c.strip() and c.lower() not in blocked), None)
         k = 0
-        while name is None or name in blocked:
+        while name is None or name.lower() in blocked:
             name, k = f"{best} ({ORDINALS[k] if k < len(ORDINALS) else k + 2} group)", k + 1
         chosen[node] = name
-        used.add(name)
+        used.add(name.lower())
     return [name[0].upper() + name[1:] for name in chosen]

@@ -553,6 +553,7 @@ class OpenAIAnnotator(_ChatBackend, Annotator):
     def __init__(self, config: OpenAIConfig | None = None, *, max_item_chars: int = 6000, **overrides: Any):
         super().__init__(config, **overrides)
         self.max_item_chars = max_item_chars
+        self.chunk_size = 8 * self.config.concurrency  # items per cached commit: a crash loses little
         self.name = f"openai:{self.config.chat_model}:{ANNOTATE_PROMPT_VERSION}{self._sampling_tag()}"
 
     def annotate(self, texts: Sequence[str]) -> list[str]:
