@@ -439,12 +439,13 @@ def tree_figure(
 
 CHILD_COLUMN_CONFIG = {
     "node_id": st.column_config.NumberColumn("Node", width="small"),
-    "label": st.column_config.TextColumn("Capability", help="the node's distinctive keywords"),
+    "label": st.column_config.TextColumn(
+        "Capability", help="the capability the node's prompts test", width="large"
+    ),
     "size": _COUNT("Items", format="localized"),
     "share": st.column_config.ProgressColumn(
         "Share", help="of the parent's items", format="percent", min_value=0.0, max_value=1.0
     ),
-    "description": st.column_config.TextColumn("Description", width="large"),
 }
 
 ITEM_COLUMN_CONFIG = {

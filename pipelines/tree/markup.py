@@ -107,6 +107,7 @@ URL = re.compile(r"(?:https?://|ftp://|www\.)\S+|\b[\w.+-]+@[\w-]+\.[\w.]+\b", r
 PATH = re.compile(r"(?:\S*[/\\]\S+)")  # file paths, a/b fractions, dates with slashes
 INLINE_CODE = re.compile(r"`[^`\n]*`")
 TAG = re.compile(r"</?[A-Za-z][^<>\n]{0,200}>")
+SCRIPT = re.compile(r"<(script|style)\b[^>]*>.*?(?:</\1\s*>|\Z)", re.S | re.I)  # code, not prose
 # Characters that mark a line as code when several of them appear in it.
 CODE_CHARS = re.compile(r"[{};=<>\[\]()#_*/\\|&^~%$@]")
 CODE_LINE_START = re.compile(
@@ -200,7 +201,7 @@ def plain_segments(text: str) -> Plain:
         else:
             kept.append(line)
     text = "\n".join(kept)
-    for pattern in (URL, TAG, INLINE_CODE, PATH):
+    for pattern in (SCRIPT, URL, TAG, INLINE_CODE, PATH):
         text = pattern.sub("\n", text)
     segments: list[list[str]] = []
     prose = " ".join(text.split())

@@ -259,6 +259,7 @@ class NodeWords:
     n_items: int
     takes: frozenset[str] = frozenset()
     language: str | None = None  # the language other than English most of the prompts are in
+    preposition: str | None = None  # what most of them put between the verb and its object
 
 
 def candidate_names(words: NodeWords) -> list[str]:
@@ -268,7 +269,8 @@ def candidate_names(words: NodeWords) -> list[str]:
     if verb:
         need = max(2, MIN_SHARE * words.n_items)
         shared = [o for o, k in words.objects if k >= need]  # longest first: the fullest object
-        names += [f"{verb} {o}" for o in sorted(shared, key=lambda o: -len(o.split()))[:3]]
+        lead = f"{verb} {words.preposition}" if words.preposition else verb  # "replying with"
+        names += [f"{lead} {o}" for o in sorted(shared, key=lambda o: -len(o.split()))[:3]]
     topics = words.topics
     if words.task == "translate":
         names += [f"translating text into {t}" for t in topics if t in CAPITALISED_LANGUAGES]
@@ -340,12 +342,13 @@ def capability_names(
         node_items = [items[i] for i in members[node]]
         chosen = [listed[p] for p in picks[node]]
         task = shared_task(node_items)
-        objects = Counter(
-            vocab.display[c] for it in node_items if it.task == task for c in vocab.columns(it.objects)
-        )
+        doing = [it for it in node_items if it.task == task]
+        objects = Counter(vocab.display[c] for it in doing for c in vocab.columns(it.objects))
+        prepositions = Counter(it.preposition for it in doing)
         words = NodeWords(
             task=task,
             objects=objects.most_common(),
+            preposition=prepositions.most_common(1)[0][0] if doing else None,
             topics=[vocab.display[c] for c in chosen],
             topic_items=[int(node_counts[node, c]) for c in chosen],
             kind=prompt_kind(node_items),

@@ -73,7 +73,7 @@ STOP = (frozenset(ENGLISH_STOP_WORDS) - CONTENT_IN_STOP_LIST) | FILLER | CODE_WO
 
 # Task verbs, as a prompt's imperative; a name uses their gerund (see :func:`gerund`).
 TASK_VERBS = word_set("""
-    solve find compute calculate evaluate simplify determine prove factor expand convert write
+    solve find compute calculate evaluate simplify determine prove factor expand convert write optimise
     explain describe summarize summarise translate list compare create generate design implement
     build debug fix optimize rewrite edit classify categorize analyze analyse draft compose
     suggest recommend plan identify define develop improve refactor paraphrase correct proofread
@@ -95,6 +95,7 @@ LEADS = word_set(
     "please can could would will you kindly now also then and so help me us i need want like to "
     "how do does should we"
 )
+PREPOSITIONS = word_set("with to about on for into in")  # may stand between a verb and its object
 DETERMINERS = word_set("a an the some my our your this that these those me us him her them all")
 HOW_MANY = re.compile(r"\bhow\s+many\b", re.I)
 QUESTION = re.compile(r"^\s*(what|which|who|whom|whose|when|where|why|how|is|are|does|do|can|should)\b", re.I)
@@ -113,6 +114,7 @@ class ItemPhrases:
     task: str | None = None
     asked: bool = False  # the task comes from a question form ("How many ...?"), not a verb
     objects: set[str] = field(default_factory=set)  # topics right after the task verb
+    preposition: str | None = None  # the one between them ("reply *with* a limerick")
     math: bool = False  # a math problem: notation, or a short text with numbers
     notation: bool = False  # it has LaTeX / math notation
     question: bool = False
@@ -261,6 +263,8 @@ def item_phrases(text: str) -> ItemPhrases:
     if verb is not None and s >= 0:
         after = words[s][w + 1 :]
         k = 0
+        if after and after[0] in PREPOSITIONS:
+            out.preposition, k = after[0], 1
         while k < len(after) and after[k] in DETERMINERS:
             k += 1
         out.objects = {p for start, p in ngrams(after[k:]) if start == 0}
