@@ -1,7 +1,7 @@
 """Valid datasets of unusual shapes, for the shape-matrix tests (tests/test_shapes.py).
 
 Every shape is a small, legal dataset a user could import: no ties, only ties, one vote, one
-model pair, two groups of models that never meet, votes without answer texts, one judge, only
+model pair, two groups of models that never meet, votes without answer texts, votes without prompts (FastChat's clean_battle files), one judge, only
 LLM judges, no timestamps, a model that never wins, a baseline always on the same side, and
 per-instance scores that are all 0 or all 1. Prompts vary by topic so every shape gets a tree.
 """
@@ -81,6 +81,7 @@ SHAPES: dict[str, Callable[[], Batch]] = {
     "one-pair": lambda: _pairwise(_votes(models=MODELS[:2])),
     "disconnected": lambda: _pairwise(_disconnected(_votes())),
     "no-texts": lambda: _pairwise(_votes().assign(response_a=None, response_b=None)),
+    "no-prompts": lambda: _pairwise(_votes().assign(prompt_text=None, response_a=None, response_b=None)),
     "one-judge": lambda: _pairwise(_votes(judges=(("voter-1", "human"),))),
     "llm-judges": lambda: _pairwise(_votes(judges=(("gpt-4", "llm"), ("claude", "llm")))),
     "no-timestamps": lambda: _pairwise(_votes().assign(tstamp=None)),
