@@ -26,7 +26,7 @@ from pipelines import leaderboards, queries, ratings, scores, slices, store, sty
 from pipelines.audit import frame as audit_frame
 from pipelines.audit import run as audit_run
 from pipelines.audit import stored as audit_stored
-from pipelines.errors import ArenatreeError
+from pipelines.errors import ArenatreeError, NotApplicable
 from pipelines.tree import read as tree_read
 
 Version = tuple[int, int]
@@ -405,7 +405,7 @@ def _style_leaderboard(
     votes = _battles(db, version, dataset, filters, tree_id, node)
     try:
         fit = style_control.style_control(votes, **dict(params))
-    except ValueError as exc:  # no vote has every style feature (e.g. no stored answers)
+    except NotApplicable as exc:  # no vote has every style feature (e.g. no stored answers)
         return {"error": str(exc)}
     return {
         "table": fit.leaderboard,

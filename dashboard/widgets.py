@@ -24,6 +24,7 @@ from pipelines.audit.result import headline_text
 from pipelines.errors import ArenatreeError
 from pipelines.figures import finding_figure, interval_figure, plotly_escape  # noqa: F401 (used by the views)
 from pipelines.report.tables import csv_bytes  # the one formula-safe CSV writer (reports use it too)
+from pipelines.text import parse_count  # noqa: F401 (the one parser of counts in URLs; views use it)
 
 T = TypeVar("T", str, int)
 
@@ -226,7 +227,8 @@ def current_node(tree_id: str, node_ids: Sequence[int], root: int = 0) -> int:
     else:
         raw = st.query_params.get(NODE, "") if state is None else ""
         url_tree = st.session_state.get(_URL_TREE, tree_id)
-        node = int(raw) if raw.isdigit() and int(raw) in ids and url_tree == tree_id else root
+        asked = parse_count(raw)
+        node = asked if asked in ids and url_tree == tree_id else root
         select_node(tree_id, node)
     st.query_params[NODE] = str(node)
     return node
@@ -237,8 +239,9 @@ def node_clicked(tree_id: str, key: str) -> None:
     clicked tile's node (Streamlit reports a treemap click as ``selection.points[0]["id"]``)."""
     event = st.session_state.get(key)
     points = event["selection"].get("points", []) if event else []
-    if points and str(points[0].get("id", "")).isdigit():
-        select_node(tree_id, int(points[0]["id"]))
+    clicked = parse_count(points[0].get("id", "")) if points else None
+    if clicked is not None:
+        select_node(tree_id, clicked)
 
 
 def node_row_picked(tree_id: str, key: str, ids: Sequence[int]) -> None:
@@ -573,11 +576,6 @@ JUDGE_KINDS = {ALL: "Human and LLM", "human": "Human", "llm": "LLM"}
 def parse_flag(raw: str) -> bool | None:
     """A URL flag ('1' / '0', 'true' / 'false') as a bool; None when it is neither."""
     return {"1": True, "true": True, "0": False, "false": False}.get(raw.lower())
-
-
-def parse_count(raw: str) -> int | None:
-    """A URL setting that is a non-negative integer ('100'), else None."""
-    return int(raw) if raw.isdigit() else None
 
 
 def _parse_date(raw: str) -> date | None:

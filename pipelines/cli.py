@@ -870,11 +870,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .text import TerminalSafe, terminal_safe
+
     args = build_parser().parse_args(argv)
+    stdout = sys.stdout
+    sys.stdout = TerminalSafe(stdout)  # names and prompts in tables never drive the terminal
     try:
         return args.func(args)
     except ArenatreeError as exc:
-        print(f"arenatree: error: {exc}", file=sys.stderr)
+        print(f"arenatree: error: {terminal_safe(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("arenatree: interrupted", file=sys.stderr)
@@ -886,11 +890,13 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("ARENATREE_DEBUG"):
             raise
         print(
-            f"arenatree: internal error: {type(exc).__name__}: {exc} "
+            f"arenatree: internal error: {type(exc).__name__}: {terminal_safe(str(exc))} "
             "(set ARENATREE_DEBUG=1 for the traceback)",
             file=sys.stderr,
         )
         return 1
+    finally:
+        sys.stdout = stdout
 
 
 if __name__ == "__main__":

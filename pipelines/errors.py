@@ -41,3 +41,8 @@ class InputError(ArenatreeError):
 
 class StoreBusyError(ArenatreeError):
     """The database stayed locked by another process for longer than the wait allowed."""
+
+
+class NotApplicable(ArenatreeError, ValueError):
+    """An analysis the data cannot support (style control without answer texts, ...): the
+    message is the one sentence that says why."""

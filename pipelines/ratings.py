@@ -22,6 +22,8 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 from threadpoolctl import ThreadpoolController
 
+from .errors import NotApplicable
+
 WINNERS = {"model_a": 0, "model_b": 1, "tie": 2, "tie_bothbad": 2}
 TIE_WEIGHTS = {"half": 0.5, "drop": 0.0}
 METHODS = ("bt", "rao-kupper")
@@ -390,6 +392,9 @@ def fit_pairwise(
         if fit_eta:
             start[-1] = 0.5
     params = np.broadcast_to(start, (len(counts), p)).astype(np.float64)
+    if len(a) == 0:  # no battle at all: nothing moves the (ridge-pinned) parameters off zero
+        out = np.zeros_like(params)
+        return out[0] if squeeze else out
     if fit_eta:
         params[:, -1] = np.where(tie_total > 0, np.maximum(params[:, -1], 1e-3), 0.0)
     maxiter = np.broadcast_to(np.asarray(maxiter, dtype=np.int64), len(counts))
@@ -471,9 +476,21 @@ def rao_kupper(
     Without any tie the MLE has ``theta = 1`` and equals Bradley–Terry with ties dropped.
     """
     counts = cells.counts if counts is None else counts
+    require_decisive(counts)
     params = fit_pairwise(cells.a, cells.b, len(models), counts, method="rao-kupper", tol=tol)
     ratings = to_ratings(params[:-1], models, scale=scale, base=base, init_rating=init_rating, anchor=anchor)
     return ratings, float(math.exp(params[-1]))
+
+
+def require_decisive(counts: np.ndarray) -> None:
+    """Rao–Kupper needs a decisive vote: with ties only, its likelihood rises without bound as
+    theta grows, and the strengths are not identified. ``counts``: (n_cells, 3) outcome counts."""
+    if counts.size and not counts[..., :2].any():
+        raise NotApplicable(
+            f"Rao–Kupper needs at least one decisive vote: all {int(counts.sum()):,} votes are ties, so "
+            "neither the tie parameter nor any strength is identified (Bradley–Terry with ties as half "
+            "a win gives every model the same rating)"
+        )
 
 
 def resample_counts(cells: Cells, rounds: int, rng: np.random.Generator) -> np.ndarray:
@@ -671,6 +688,8 @@ def leaderboard_rounds(
     :func:`aggregate` order) and their bootstrap ratings (rounds, n_models) in points, for
     statistics over the same rounds (e.g. each model's rank range)."""
     models, cells = aggregate(battles)
+    if method == "rao-kupper":
+        require_decisive(cells.counts)
     fit = bootstrap_fit(models, cells, rounds, seed, method=method, ties=ties, tol=tol)
     n = len(models)
     kw = {"scale": scale, "base": base, "init_rating": init_rating, "anchor": anchor}

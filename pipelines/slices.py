@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines import ratings, scores
+from pipelines.text import parse_count
 
 THIN_VOTES = 200  # a slice with fewer votes is "thin": weighting it up inflates the variance
 PRESETS = ("as voted", "equal", "coding-heavy")
@@ -296,7 +297,8 @@ def parse_weights(raw: str) -> dict[int, float] | None:
     out: dict[int, float] = {}
     for part in str(raw).split(","):
         key, sep, value = part.partition(":")
-        if not sep or not key.strip().isdigit():
+        node = parse_count(key)
+        if not sep or node is None:
             return None
         try:
             w = float(value)
@@ -304,7 +306,7 @@ def parse_weights(raw: str) -> dict[int, float] | None:
             return None
         if not np.isfinite(w) or w < 0:
             return None
-        out[int(key)] = w
+        out[node] = w
     return out or None
 
 

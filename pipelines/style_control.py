@@ -24,6 +24,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from pipelines.errors import NotApplicable
 from pipelines.ratings import (
     CHUNK_ELEMENTS,
     battles_played,
@@ -108,7 +109,10 @@ def style_control(
     keep, diffs = style_differences(battles, features)
     used = battles.loc[keep]
     if used.empty:
-        raise ValueError("no battle has all style features: " + ", ".join(features))
+        raise NotApplicable(
+            f"style control needs the answers' style ({', '.join(features)} of both answers): none of "
+            f"the {len(battles):,} votes has them (import a file that carries the answer texts)"
+        )
     mean, sd = diffs.mean(axis=0), diffs.std(axis=0)
     varies = sd > 0
     z = (diffs[:, varies] - mean[varies]) / sd[varies]

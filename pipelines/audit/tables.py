@@ -27,7 +27,10 @@ def flags(
 
 def ranked_examples(v: AuditVotes, rows: np.ndarray, group: np.ndarray, key: np.ndarray) -> pd.Series:
     """Up to EXAMPLE_IDS battle ids per group, the votes ``rows`` (indices) ordered by ``key``
-    (ascending, most telling first) within each ``group`` (per row). Indexed by group."""
+    (ascending, most telling first) within each ``group`` (per row). Indexed by group; empty
+    when there are no rows (a dataset without ties has no tie examples)."""
+    if len(rows) == 0:
+        return pd.Series([], index=np.zeros(0, dtype=np.int64), dtype=object)
     order = np.lexsort((key, group))
     rows, group = rows[order], group[order]
     start = np.r_[0, np.flatnonzero(np.diff(group)) + 1]

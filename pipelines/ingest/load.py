@@ -31,6 +31,7 @@ from .. import __version__
 from ..errors import ArenatreeError, InputError
 from ..store import one, run, transaction
 from ..style import FEATURE_COLUMNS, response_features_sql
+from ..text import clean_name, clean_texts, name_problem
 from .base import (
     BATTLE_COLUMNS,
     JUDGE_KINDS,
@@ -104,11 +105,13 @@ def _where(batch: Batch, row: pd.Series) -> Path:
     return Path(src) if isinstance(src, str) and src else batch.path
 
 
-def _fail(batch: Batch, df: pd.DataFrame, mask: pd.Series, field: str, message) -> None:
-    """Raise for the first row where ``mask`` holds; ``message`` may be a callable of the row."""
+def _fail(batch: Batch, df: pd.DataFrame, mask: pd.Series | np.ndarray, field: str, message) -> None:
+    """Raise for the first row where ``mask`` (a boolean Series or array over ``df``'s rows)
+    holds; ``message`` may be a callable of the row."""
+    mask = np.asarray(mask, dtype=bool)
     if not mask.any():
         return
-    row = df[mask.to_numpy()].iloc[0]
+    row = df[mask].iloc[0]
     msg = message(row) if callable(message) else message
     line = int(row["line"]) if pd.notna(row["line"]) else None
     raise InputError(_where(batch, row), msg, line=line, field=field, unit=batch.line_unit)
@@ -146,6 +149,7 @@ def validate_battles(batch: Batch, df: pd.DataFrame) -> None:
 
 
 def validate_results(batch: Batch, df: pd.DataFrame) -> None:
+    """Required fields, scores in [0, 1], and one score per (instance, model) in the batch."""
     for col in ("instance_id", "model"):
         _fail(batch, df, _blank(df[col]), col, "missing required value")
     score = pd.to_numeric(df["score"], errors="coerce")
@@ -156,6 +160,19 @@ def validate_results(batch: Batch, df: pd.DataFrame) -> None:
         "score",
         lambda r: f"score {r['score']!r} is not a number in [0, 1]",
     )
+    keys = df.assign(instance_id=df["instance_id"].astype(str), score=score)
+    scores = keys.groupby(["instance_id", "model"])["score"].transform("nunique")
+    if (scores > 1).any():
+        first = keys[scores > 1].iloc[0]
+        same = keys[(keys["instance_id"] == first["instance_id"]) & (keys["model"] == first["model"])]
+        _fail(
+            batch,
+            df,
+            df.index.isin(same.index[1:2]),
+            "score",
+            f"instance {first['instance_id']!r} of model {first['model']!r} has conflicting scores "
+            f"{sorted(same['score'].unique().tolist())}",
+        )
 
 
 def validate_prompts(batch: Batch, df: pd.DataFrame, field: str = "text") -> None:
@@ -435,21 +452,6 @@ def _load_results(con, dataset: str, batch: Batch, df: pd.DataFrame, import_id: 
     df = df.copy()
     df["score"] = pd.to_numeric(df["score"])
     df["instance_id"] = df["instance_id"].astype(str)
-    dup = df.duplicated(["instance_id", "model"], keep=False)
-    if dup.any():
-        first = df[dup].groupby(["instance_id", "model"])["score"].nunique()
-        bad = first[first > 1]
-        if len(bad):
-            iid, model = bad.index[0]
-            rows = df[(df["instance_id"] == iid) & (df["model"] == model)]
-            _fail(
-                batch,
-                df,
-                df.index.isin(rows.index[1:2]),
-                "score",
-                f"instance {iid!r} of model {model!r} has conflicting scores "
-                f"{sorted(rows['score'].unique().tolist())}",
-            )
     con.register("r_in", df)
     con.register(
         "r_prompts",
@@ -495,11 +497,48 @@ def _load_results(con, dataset: str, batch: Batch, df: pd.DataFrame, import_id: 
     return added, len(df) - added
 
 
+NAME_COLUMNS = ("model_a", "model_b", "model", "judge")  # one-line names, trimmed
+FRAMES = ("battles", "results", "prompts", "responses")
+
+
+def sanitize_batch(batch: Batch) -> None:
+    """Make a batch's text storable, in place (see :mod:`pipelines.text`): names trimmed, texts
+    without NULs or lone surrogates. Names that still hold a control character are refused by
+    :func:`validate_batch`."""
+    for attr in FRAMES:
+        df = getattr(batch, attr)
+        if df is None or len(df) == 0:
+            continue
+        df = df.copy()
+        for col in df.columns:
+            if df[col].dtype != object and not pd.api.types.is_string_dtype(df[col]):
+                continue
+            df[col] = df[col].map(clean_name) if col in NAME_COLUMNS else clean_texts(df[col])
+        setattr(batch, attr, df)
+
+
+def validate_names(batch: Batch, df: pd.DataFrame) -> None:
+    """Model and judge names are one line of printable text."""
+    for col in NAME_COLUMNS:
+        if col in df.columns:
+            problems = df[col].map(name_problem)
+            _fail(
+                batch, df, problems.notna(), col, lambda r, c=col: f"name {str(r[c])!r} {name_problem(r[c])}"
+            )
+
+
 def validate_batch(batch: Batch) -> None:
     """Every row-level check that needs no database; raises InputError on the first bad row.
 
     Run before a write session opens, so a rejected import does not even create the file.
+    Cleans the batch's text first (:func:`sanitize_batch`).
     """
+    sanitize_batch(batch)
+    for attr, columns in zip(
+        FRAMES, (BATTLE_COLUMNS, RESULT_COLUMNS, PROMPT_COLUMNS, RESPONSE_COLUMNS), strict=True
+    ):
+        if (frame := _frame(getattr(batch, attr), columns)) is not None:
+            validate_names(batch, frame)
     if (battles := _frame(batch.battles, BATTLE_COLUMNS)) is not None:
         validate_battles(batch, battles)
     if (results := _frame(batch.results, RESULT_COLUMNS)) is not None:

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import InputError
+from ..text import clean_json
 
 PARQUET_MAGIC = b"PAR1"
 MAX_FIELD_BYTES = 64 * 1024 * 1024  # csv module's per-field limit; a 2 MB prompt must pass
@@ -47,7 +48,7 @@ def read_json(path: Path) -> Any:
     """Parse a whole JSON document; a syntax error names its line."""
     text = read_text(path)
     try:
-        return json.loads(text)
+        return clean_json(json.loads(text), text)
     except json.JSONDecodeError as exc:
         raise InputError(path, f"malformed JSON ({exc.msg}, column {exc.colno})", line=exc.lineno) from None
 
@@ -61,7 +62,7 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
         if not raw.strip():
             continue
         try:
-            obj = json.loads(raw)
+            obj = clean_json(json.loads(raw), raw)
         except json.JSONDecodeError as exc:
             raise InputError(path, f"malformed JSON ({exc.msg}, column {exc.colno})", line=n) from None
         if not isinstance(obj, dict):

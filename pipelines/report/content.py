@@ -22,7 +22,7 @@ import plotly.graph_objects as go
 
 from .. import __version__, figures
 from ..battles import NO_FILTERS, Filters, dataset_kind
-from ..errors import ArenatreeError
+from ..errors import ArenatreeError, NotApplicable
 from ..leaderboards import Leaderboard, build_leaderboard
 from ..queries import dataset_summary, imports
 from ..scores import import_ids
@@ -226,17 +226,21 @@ def style_section(ctx: _Context) -> Section:
         s.text("Style control applies to pairwise votes; this dataset holds per-instance results.", "note")
         return s
     r = ctx.req
-    board = build_leaderboard(
-        ctx.con,
-        r.dataset,
-        node=r.node,
-        tree_id=ctx.tree_id,
-        filters=r.filters,
-        style=True,
-        rounds=r.rounds,
-        seed=r.seed,
-        level=r.level,
-    )
+    try:
+        board = build_leaderboard(
+            ctx.con,
+            r.dataset,
+            node=r.node,
+            tree_id=ctx.tree_id,
+            filters=r.filters,
+            style=True,
+            rounds=r.rounds,
+            seed=r.seed,
+            level=r.level,
+        )
+    except NotApplicable as exc:
+        s.text(f"Not applicable: {exc}.", "note")
+        return s
     t, coef = board.table, board.coefficients
     s.text(
         f"LMArena's style control on {_scope(ctx)}: answer tokens, headers, list items and bold enter "

@@ -81,7 +81,10 @@ def opponent_adjusted_tests(
     np.add.at(info, (pb_idx, pb_idx), n_root * w)
     np.add.at(info, (pa_idx, pb_idx), -n_root * w)
     np.add.at(info, (pb_idx, pa_idx), -n_root * w)
-    cov = np.linalg.inv(info + np.ones((k, k)) / k)  # = pinv(info) on sum-zero vectors
+    # inv(info + J/k) = pinv(info) + J/k when the comparison graph is connected (info's null space
+    # is then the constant vector alone); pinv also takes the null direction of every other
+    # group of models that never meets the rest, whose ratings no vote relates
+    cov = np.linalg.pinv(info, hermitian=True) + np.ones((k, k)) / k
     pearson = wa[0] * (1 - pi) ** 2 + wb[0] * pi**2 + ti[0] * (0.5 - pi) ** 2
     dispersion = float(pearson.sum() / max((n_root * w).sum(), 1e-12))
 
