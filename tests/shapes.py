@@ -1,9 +1,10 @@
 """Valid datasets of unusual shapes, for the shape-matrix tests (tests/test_shapes.py).
 
 Every shape is a small, legal dataset a user could import: no ties, only ties, one vote, one
-model pair, two groups of models that never meet, votes without answer texts, votes without prompts (FastChat's clean_battle files), one judge, only
-LLM judges, no timestamps, a model that never wins, a baseline always on the same side, and
-per-instance scores that are all 0 or all 1. Prompts vary by topic so every shape gets a tree.
+model pair, two groups of models that never meet, votes without answer texts, votes without
+prompts (FastChat's clean_battle files), one judge, only LLM judges, no timestamps, a model that
+never wins, a baseline always on the same side, and per-instance scores that are all 0 or all 1.
+Prompts vary by topic so every shape that has them gets a tree.
 """
 
 from __future__ import annotations
