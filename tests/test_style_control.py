@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
+from pipelines.errors import NotApplicable
 from pipelines.style_control import STYLE_FEATURES, style_control, style_differences
 
 COLUMNS = [f"{f}_{s}" for f in STYLE_FEATURES for s in ("a", "b")]
@@ -184,7 +185,7 @@ def test_missing_features_are_dropped_and_counted(planted: tuple[pd.DataFrame, n
     pd.testing.assert_frame_equal(fit.leaderboard, clean.leaderboard)
     pd.testing.assert_frame_equal(fit.coefficients, clean.coefficients)
     assert fit.leaderboard["battles"].sum() == 2 * 2950
-    with pytest.raises(ValueError, match="no battle"):
+    with pytest.raises(NotApplicable, match="none of the 3,000 votes has them"):
         style_control(battles.assign(tokens_a=np.nan), rounds=10)
 
 
