@@ -65,9 +65,14 @@ def arenatree(capsys, *args: str, db: Path) -> tuple[int, str, str]:
 
 def stored_battles(db: Path) -> int:
     """Battles in the main file itself (replaying its write-ahead log), opened read-only."""
+    return stored_state(db)[0]
+
+
+def stored_state(db: Path) -> tuple[int, int]:
+    """(battles, write sessions counted) in the main file itself, opened read-only."""
     con = duckdb.connect(str(db), read_only=True)
     try:
-        return int(con.execute("SELECT count(*) FROM battles").fetchall()[0][0])
+        return int(con.execute("SELECT count(*) FROM battles").fetchall()[0][0]), store.write_seq(con)
     finally:
         con.close()
 
@@ -117,11 +122,13 @@ def test_disk_full_at_every_step_readers_agree_with_the_store(small_fs, tmp_path
     inputs.mkdir()
     db = small_fs / "arenatree.duckdb"
     assert arenatree(capsys, "ingest", str(votes_file(inputs, 0)), "--dataset", "d", db=db)[0] == 0
-    stored = VOTES
+    stored, seq = VOTES, 1
     outcomes: list[str] = []
     refusals = 0
-    for k in range(1, 60):
-        filler = fill(small_fs, leave=(k - 1) * STEP)
+    # page by page first (the session's first commit, then the import's, fail), then coarser
+    leaves = [*range(0, 8 * 4096, 4096), *range(STEP, 60 * STEP, STEP)]
+    for k, leave in enumerate(leaves, start=1):
+        filler = fill(small_fs, leave=leave)
         status, _, err = arenatree(capsys, "ingest", str(votes_file(inputs, k)), "--dataset", "d", db=db)
         if status == 0:
             outcome = "ok"
@@ -135,20 +142,38 @@ def test_disk_full_at_every_step_readers_agree_with_the_store(small_fs, tmp_path
             else:
                 outcome = "not stored"
                 assert "nothing of the import into 'd' is stored" in err, err
+        before = stored
+        stored, seq_now = stored_state(db)
+        if outcome == "not stored" and seq_now > seq:
+            outcome = "session started, import not stored"  # the import's own commit failed
+        if outcome == "stored, copy failed" and store.wal_path(db).exists():
+            outcome = "stored, checkpoint failed"  # the commit is in the write-ahead log only
+        seq = seq_now
         outcomes.append(outcome)
-        before, stored = stored, stored_battles(db)
-        assert stored == before + (0 if outcome == "not stored" else VOTES), (outcome, before, stored)
+        assert stored == before + (0 if "not stored" in outcome else VOTES), (outcome, before, stored)
+        assert store.snapshot_path(db).exists()
         assert temp_files(small_fs) == [], f"step {k} left {temp_files(small_fs)}"
         refusals += isinstance(check_agreement(capsys, db, stored), str)
         assert temp_files(small_fs) == [], f"the reader's repair at step {k} left {temp_files(small_fs)}"
         if outcome == "ok":
             break
     # the sweep met every kind of failure, and readers refused to show stale state meanwhile
-    assert {"not stored", "stored, copy failed", "ok"} <= set(outcomes), outcomes
+    expected = {
+        "not stored",
+        "session started, import not stored",
+        "stored, checkpoint failed",
+        "stored, copy failed",
+        "ok",
+    }
+    assert expected <= set(outcomes), outcomes
     assert refusals >= 1, outcomes
     # with room again, the next reader shows everything stored
     filler.unlink()
-    assert seen_battles(capsys, db) == stored == VOTES * (1 + len(outcomes) - outcomes.count("not stored"))
+    assert (
+        seen_battles(capsys, db)
+        == stored
+        == VOTES * (1 + len([o for o in outcomes if "not stored" not in o]))
+    )
     assert temp_files(small_fs) == []
 
 
