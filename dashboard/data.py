@@ -3,8 +3,9 @@
 Pages call the functions here and never open DuckDB themselves. Every query goes through
 :func:`pipelines.store.reader` (the read-only snapshot, so a running import never blocks the
 dashboard) and is cached with ``st.cache_data`` keyed on the database path and
-:func:`pipelines.store.snapshot_version`: when a writer publishes a new snapshot the key
-changes and the next rerun reads fresh data, while unchanged data is served from the cache.
+:func:`pipelines.store.snapshot_version`: when a writer starts a session or publishes a new
+snapshot the key changes and the next rerun reads fresh data (a reader first repairs a snapshot
+a killed writer left stale), while unchanged data is served from the cache.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from pipelines.audit import stored as audit_stored
 from pipelines.errors import ArenatreeError, NotApplicable
 from pipelines.tree import read as tree_read
 
-Version = tuple[int, int]
+Version = tuple[int, int, int]  # store.snapshot_version: (inode, mtime ns, write_seq)
 
 # What reading the store can raise that a page should show as a message, not a traceback:
 # a schema newer than this arenatree, a writer holding a pre-snapshot database too long,

@@ -159,15 +159,28 @@ def import_bundled(db: str | None) -> list[dict]:
     return done
 
 
-def serve(db: str | None, port: int | None = None) -> int:
-    """Run the Streamlit dashboard on database ``db`` (blocks until it stops)."""
+DEFAULT_HOST = "127.0.0.1"  # the dashboard is for this machine unless --host says otherwise
+
+
+def serve_command(db: str | None, port: int | None = None, host: str | None = None) -> tuple[list[str], dict]:
+    """The ``streamlit run`` command line and environment for the dashboard on ``db``: bound to
+    ``host`` (default 127.0.0.1, this machine only; ``0.0.0.0`` exposes it to the network) and
+    ``port`` (default Streamlit's 8501)."""
     from .store import db_path
 
     env = dict(os.environ, ARENATREE_DB=str(db_path(db).resolve()))
     cmd = [sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "dashboard" / "app.py")]
+    cmd += ["--server.address", host or DEFAULT_HOST]
     if port:
         cmd += ["--server.port", str(port)]
-    _log(f"arenatree: dashboard on database {env['ARENATREE_DB']} (Ctrl-C to stop)")
+    return cmd, env
+
+
+def serve(db: str | None, port: int | None = None, host: str | None = None) -> int:
+    """Run the Streamlit dashboard on database ``db`` (blocks until it stops)."""
+    cmd, env = serve_command(db, port, host)
+    where = f"http://{host or DEFAULT_HOST}:{port or 8501}"
+    _log(f"arenatree: dashboard on database {env['ARENATREE_DB']} at {where} (Ctrl-C to stop)")
     try:
         return subprocess.call(cmd, env=env, cwd=PROJECT_ROOT)
     except KeyboardInterrupt:
@@ -219,11 +232,35 @@ def cmd_demo(args: argparse.Namespace) -> int:
             _log(f"  voter audit {run_id}: {flagged:,} flagged rows ({audit.seconds.get('total', 0):.1f} s)")
     if args.no_serve:
         return 0
-    return serve(args.db, args.port)
+    return serve(args.db, args.port, args.host)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    return serve(args.db, args.port)
+    return serve(args.db, args.port, args.host)
+
+
+def _seconds(text: str) -> float:
+    """argparse type: a positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive number of seconds, e.g. 20")
+    return value
+
+
+def _count(text: str) -> int:
+    """argparse type: a whole number >= 0 (ASCII digits only)."""
+    if not (text.isascii() and text.isdigit()):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number >= 0, e.g. 2")
+    return int(text)
+
+
+def _client_overrides(args: argparse.Namespace) -> dict:
+    """``--timeout`` / ``--retries`` as OpenAIConfig fields (only those given)."""
+    pairs = (("timeout", args.timeout), ("max_retries", args.retries))
+    return {k: v for k, v in pairs if v is not None}
 
 
 def _openai_config(args: argparse.Namespace):
@@ -241,7 +278,7 @@ def _openai_config(args: argparse.Namespace):
         )
         if v
     }
-    return OpenAIConfig.from_env(**overrides)
+    return OpenAIConfig.from_env(**overrides, **_client_overrides(args))
 
 
 @contextlib.contextmanager
@@ -272,7 +309,8 @@ def cmd_tree_build(args: argparse.Namespace) -> int:
         )
 
     if args.llm == "local":
-        with _local_llm(args.llm_model_path) as config:
+        with _local_llm(args.llm_model_path) as config:  # its own generous timeout unless told
+            config = config.with_(**_client_overrides(args))
             tree = build(
                 annotator="openai", describer="openai", embedder=args.embedder, openai=config, llm="local"
             )
@@ -664,6 +702,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_serve_arguments(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--port", type=int, help="default 8501")
+    s.add_argument(
+        "--host",
+        help=f"address to listen on (default {DEFAULT_HOST}: this machine only; 0.0.0.0 exposes the "
+        "dashboard, unauthenticated, to every network this machine is on)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="arenatree", description=__doc__.splitlines()[0])
     p.add_argument("--db", help="database file (default: $ARENATREE_DB or data/arenatree.duckdb)")
@@ -714,6 +761,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--llm-model", help="chat model for annotate / describe")
     s.add_argument("--embed-model", help="embedding model for --embedder openai")
     s.add_argument("--concurrency", type=int, help="parallel requests to the endpoint")
+    s.add_argument(
+        "--timeout",
+        type=_seconds,
+        metavar="SECONDS",
+        help="per request: connect (at most 10 s) and wait for the reply (default 20; --llm local 300)",
+    )
+    s.add_argument(
+        "--retries",
+        type=_count,
+        metavar="N",
+        help="retries of a failed or timed-out request, with short backoff (default 2): an endpoint "
+        "that never answers fails after about (N + 1) x SECONDS",
+    )
     s.add_argument(
         "--llm",
         choices=["local"],
@@ -860,11 +920,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("demo", help="import the bundled real data, build its trees, open the dashboard")
     s.add_argument("--no-serve", action="store_true", help="import only")
-    s.add_argument("--port", type=int)
+    _add_serve_arguments(s)
     s.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("serve", help="open the dashboard on the current database")
-    s.add_argument("--port", type=int)
+    _add_serve_arguments(s)
     s.set_defaults(func=cmd_serve)
     return p
 

@@ -46,3 +46,57 @@ class StoreBusyError(ArenatreeError):
 class NotApplicable(ArenatreeError, ValueError):
     """An analysis the data cannot support (style control without answer texts, ...): the
     message is the one sentence that says why."""
+
+
+class SnapshotError(ArenatreeError):
+    """What a write session committed is stored, but the read snapshot could not be refreshed.
+
+    ``stored`` says what is stored (e.g. "the import into 'votes' is stored"); ``reason`` is the
+    operating system's (or DuckDB's) one-line account, e.g. "No space left on device".
+    """
+
+    def __init__(self, db: str | Path, reason: str, stored: str = "the changes are stored") -> None:
+        self.db = str(db)
+        self.reason = reason
+        self.stored = stored
+        super().__init__(
+            f"{self.db}: {stored}, but its read copy could not be refreshed ({reason}), so "
+            "'datasets', 'leaderboard' and the dashboard cannot show it yet; free space next to "
+            "the database, then run 'arenatree datasets' to refresh the read copy"
+        )
+
+    def about(self, stored: str) -> SnapshotError:
+        """The same error, saying ``stored`` instead (the caller knows what was written)."""
+        return SnapshotError(self.db, self.reason, stored)
+
+
+class StaleSnapshotError(ArenatreeError):
+    """The read snapshot is older than the database and refreshing it failed just now."""
+
+    def __init__(self, db: str | Path, reason: str) -> None:
+        self.db = str(db)
+        self.reason = reason
+        super().__init__(
+            f"{self.db}: the read copy is older than the database and could not be refreshed "
+            f"({reason}); free space next to the database and try again (nothing stored is lost)"
+        )
+
+
+class StoreWriteError(ArenatreeError):
+    """The database could not be written (disk full, read-only, I/O error): the transaction in
+    progress rolled back; what earlier transactions committed is kept."""
+
+    def __init__(
+        self, db: str | Path, reason: str, lost: str = "the transaction in progress was rolled back"
+    ) -> None:
+        self.db = str(db)
+        self.reason = reason
+        self.lost = lost
+        super().__init__(
+            f"{self.db}: could not write to the database ({reason}); {lost}; free space next to "
+            "the database and run the command again"
+        )
+
+    def about(self, lost: str) -> StoreWriteError:
+        """The same error, saying ``lost`` instead (the caller knows what was not stored)."""
+        return StoreWriteError(self.db, self.reason, lost)

@@ -115,7 +115,10 @@ def load(db: str | Path, dataset: str, batches: Sequence[Batch]) -> list[ImportR
 
 
 def table_contents(con, tables: Sequence[str] | None = None) -> dict[str, list[tuple]]:
-    """Every row of every (or the given) base table, sorted, for before/after comparisons."""
+    """Every row of every (or the given) base table, sorted, for before/after comparisons.
+
+    The write-session counter (``meta.write_seq``) is left out: every session, even one that
+    fails and stores nothing, counts itself."""
     names = tables or [
         r[0]
         for r in store.run(
@@ -127,6 +130,8 @@ def table_contents(con, tables: Sequence[str] | None = None) -> dict[str, list[t
     out = {}
     for t in names:
         rows = store.run(con, f'SELECT * FROM "{t}"')  # noqa: S608 - names from the catalog
+        if t == "meta":
+            rows = [r for r in rows if r[0] != store.SEQ_KEY]
         out[t] = sorted(rows, key=repr)
     return out
 

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -112,3 +119,63 @@ def test_fetch_lists_origins_and_uses_the_local_copy(tmp_path, data_dir):
     assert out.returncode == 0, out.stderr
     (got,) = json.loads(out.stdout)
     assert got["verified"] is True and Path(got["path"]) == data_dir / "llmfao"
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Addresses something listens on at TCP ``port`` in this network namespace (/proc/net)."""
+    found = set()
+    for table, family in (("/proc/net/tcp", socket.AF_INET), ("/proc/net/tcp6", socket.AF_INET6)):
+        with contextlib.suppress(FileNotFoundError), open(table) as fh:
+            for line in fh.readlines()[1:]:
+                local, state = line.split()[1], line.split()[3]
+                ip_hex, port_hex = local.split(":")
+                if state != "0A" or int(port_hex, 16) != port:  # 0A: LISTEN
+                    continue
+                raw = b"".join(bytes.fromhex(ip_hex[i : i + 8])[::-1] for i in range(0, len(ip_hex), 8))
+                found.add(socket.inet_ntop(family, raw))
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def served_on(tmp_path: Path, *flags: str) -> set[str]:
+    """Start ``arenatree serve --port P FLAGS`` for real; the addresses it listens on at P."""
+    port = free_port()
+    db = str(tmp_path / "x.duckdb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.cli", "--db", db, "serve", "--port", str(port), *flags],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # arenatree and its streamlit child, stopped together below
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (addresses := listening_addresses(port)):
+            assert proc.poll() is None and time.monotonic() < deadline, "the dashboard did not start"
+            time.sleep(0.2)
+        return addresses
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def test_serve_listens_on_localhost_unless_told_otherwise(tmp_path):
+    assert served_on(tmp_path) == {"127.0.0.1"}
+    assert served_on(tmp_path, "--host", "0.0.0.0") == {"0.0.0.0"}  # noqa: S104 - exposing, on purpose
+
+
+def test_serve_and_demo_pass_the_host_to_streamlit():
+    from pipelines.cli import build_parser, serve_command
+
+    cmd, env = serve_command("x.duckdb")
+    assert cmd[cmd.index("--server.address") + 1] == "127.0.0.1" and "ARENATREE_DB" in env
+    cmd, _ = serve_command("x.duckdb", 8600, "0.0.0.0")  # noqa: S104
+    assert cmd[cmd.index("--server.address") + 1] == "0.0.0.0" and "8600" in cmd
+    for command in ("serve", "demo"):
+        assert build_parser().parse_args([command]).host is None  # serve_command's default applies
+        assert build_parser().parse_args([command, "--host", "::"]).host == "::"

@@ -182,3 +182,88 @@ def test_failed_batch_leaves_the_database_exactly_as_before(db: Path, make_bad) 
         assert table_contents(con) == before
     finally:
         con.close()
+
+
+KILLED = """
+    import os, shutil, signal, sys, time
+    from pathlib import Path
+    from helpers import batch_sha, pairwise_batch
+    from pipelines import store
+    from pipelines.ingest.load import load_batches
+
+    db, when, go = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+
+    def die(*args):
+        if when == "mid-copy":
+            Path(args[1]).write_bytes(b"half a copy")  # the temporary file, partly written
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    if when == "before-copy":
+        store.publish = die  # committed and checkpointed, never copied
+    if when == "mid-copy":
+        shutil.copyfile = die
+    b = pairwise_batch(7, start=700, path="late.jsonl")
+    with store.writer(db) as con:
+        load_batches(con, "votes", [(b, batch_sha(b))])
+        print("committed", flush=True)
+        while not go.exists():  # alive, holding the lock, until the test has read
+            time.sleep(0.05)
+        if when == "after-commit":
+            os.kill(os.getpid(), signal.SIGKILL)  # committed to the write-ahead log only
+"""
+
+
+@pytest.mark.parametrize("when", ["after-commit", "before-copy", "mid-copy"])
+def test_a_writer_killed_after_its_commit_is_repaired_by_the_next_reader(db: Path, when: str) -> None:
+    load(db, "votes", [pairwise_batch(BATCH)])
+    go = db.with_name("go")
+    proc = spawn(KILLED, str(db), when, str(go))
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "committed"
+
+    # while the writer lives, readers read the last snapshot at once (never wait for it) ...
+    start = time.monotonic()
+    assert read_counts(db)[0] == BATCH
+    assert time.monotonic() - start < 2.0
+    go.touch()
+    proc.communicate(timeout=60)
+    assert proc.returncode == -9, proc.returncode
+
+    # ... and after kill -9 the first reader sees what the dead writer committed
+    assert read_counts(db) == (2 * BATCH, 2, 2 * BATCH)
+    assert not list(db.parent.glob(".*.tmp")), list(db.parent.glob(".*.tmp"))
+    assert store.snapshot_version(db) is not None
+    with store.reader(db) as con:  # and it stays repaired: no second repair is needed
+        assert store.write_seq(con) == int(store.version_path(db).read_text())
+
+
+FOREIGN = """
+    import sys, time
+    import duckdb
+    from pathlib import Path
+
+    con = duckdb.connect(sys.argv[1])  # read-write, without arenatree's lock
+    print("open", flush=True)
+    while not Path(sys.argv[2]).exists():
+        time.sleep(0.05)
+    con.close()
+"""
+
+
+def test_a_stale_snapshot_is_read_as_is_while_another_process_holds_the_main_file(db: Path) -> None:
+    load(db, "votes", [pairwise_batch(BATCH)])
+    store.version_path(db).write_text("999\n")  # stale, as while a writer is at work
+    go = db.with_name("go")
+    holder = spawn(FOREIGN, str(db), str(go))
+    assert holder.stdout is not None
+    assert holder.stdout.readline().strip() == "open"
+    try:
+        start = time.monotonic()
+        assert read_counts(db)[0] == BATCH  # neither fails nor waits: the current snapshot
+        assert time.monotonic() - start < 2.0
+    finally:
+        go.touch()
+        finish(holder)
+    assert read_counts(db)[0] == BATCH  # the file is free again: repaired
+    with store.reader(db) as con:
+        assert store.write_seq(con) == int(store.version_path(db).read_text())

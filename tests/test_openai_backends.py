@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
+import threading
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 from fake_openai import FakeOpenAI, capability_for, embedding_for
-from helpers import load, pairwise_batch
+from helpers import load, pairwise_batch, run_cli
 
 from pipelines import store
 from pipelines.errors import ArenatreeError
@@ -206,7 +210,7 @@ def test_server_errors_and_dropped_connections_are_retried(fake: FakeOpenAI, cfg
     fake.fail(500, times=2)
     fake.fail(503, times=1)
     fake.fail(0, times=1)  # connection closed without a response
-    ann = OpenAIAnnotator(cfg.with_(concurrency=1))
+    ann = OpenAIAnnotator(cfg.with_(concurrency=1, max_retries=4))  # four failures in a row, then success
     assert ann.annotate(ITEMS[:2]) == [expected_capability(t) for t in ITEMS[:2]]
     assert [r.status for r in fake.log] == [500, 500, 503, 0, 200, 200]
     assert ann.stats["retries"] == 4
@@ -412,3 +416,96 @@ def test_api_key_never_reaches_the_database(db: Path, fake: FakeOpenAI, cfg) -> 
             assert KEY not in dump, table
     files = [p for p in db.parent.rglob("*") if p.is_file()]
     assert files and not [p for p in files if KEY.encode() in p.read_bytes()]
+
+
+# --------------------------------------------------------------------------- timeouts
+
+
+@contextmanager
+def black_hole() -> Iterator[tuple[str, list[socket.socket]]]:
+    """A real TCP endpoint that accepts every connection and never answers: (base URL, the
+    connections it accepted)."""
+    srv = socket.create_server(("127.0.0.1", 0))
+    srv.settimeout(0.1)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except TimeoutError:
+                continue
+            held.append(conn)  # kept open, never read from, never answered
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{srv.getsockname()[1]}/v1", held
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        srv.close()
+
+
+def test_default_settings_give_up_on_a_silent_endpoint_within_about_a_minute() -> None:
+    cfg = OpenAIConfig(base_url="http://127.0.0.1:9/v1")
+    assert cfg.worst_case_seconds() <= 65, cfg.worst_case_seconds()  # was 6 x 60 s + backoff
+    assert cfg.timeout >= 20  # ... but a live server still has 20 s per reply
+    timeout = cfg.client().timeout
+    assert (timeout.connect, timeout.read) == (10.0, 20.0)
+
+
+def test_a_black_hole_fails_within_its_bound_with_one_line() -> None:
+    cfg = OpenAIConfig(base_url="http://unused", timeout=0.5, max_retries=2, backoff_base=0.1)
+    with black_hole() as (url, held):
+        ann = OpenAIAnnotator(cfg.with_(base_url=url, concurrency=1))
+        t0 = time.perf_counter()
+        with pytest.raises(ArenatreeError) as err:
+            ann.annotate(ITEMS[:1])
+        elapsed = time.perf_counter() - t0
+        assert held, "the endpoint never saw a connection"
+    assert 3 * 0.5 <= elapsed <= cfg.worst_case_seconds() + 1.0, elapsed
+    msg = str(err.value)
+    assert "\n" not in msg and "after 3 attempts" in msg and "Timeout" in msg and url in msg, msg
+    assert ann.stats["requests"] == 3 and ann.stats["retries"] == 2
+
+
+def test_a_slow_but_live_server_works_with_the_defaults(fake: FakeOpenAI) -> None:
+    fake.slow, fake.slow_seconds = 1, 2.0
+    ann = OpenAIAnnotator(OpenAIConfig(base_url=fake.base_url, api_key=KEY, concurrency=1))
+    assert ann.annotate(ITEMS[:1]) == [expected_capability(ITEMS[0])]
+    assert ann.stats["retries"] == 0
+
+
+def test_tree_build_timeout_and_retries_flags_bound_a_black_hole(db: Path) -> None:
+    make_dataset(db, per_topic=2)
+    with black_hole() as (url, held):
+        t0 = time.perf_counter()
+        out = run_cli(
+            "tree", "build", "--dataset", "demo", "--annotator", "openai", "--embedder", "openai",
+            "--base-url", url, "--timeout", "1", "--retries", "1",
+            db=db,
+        )  # fmt: skip
+        elapsed = time.perf_counter() - t0
+        assert held
+    # two attempts of 1 s and one short backoff, plus starting Python; the defaults need > 60 s
+    assert 2.0 <= elapsed < 20.0, elapsed
+    assert out.returncode == 2, out.stderr
+    errors = [line for line in out.stderr.splitlines() if line.startswith("arenatree: error: ")]
+    assert len(errors) == 1 and "Traceback" not in out.stderr, out.stderr
+    assert "after 2 attempts" in errors[0] and "Timeout" in errors[0], errors[0]
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"), [("--timeout", "0"), ("--timeout", "nan"), ("--retries", "-1"), ("--retries", "²")]
+)
+def test_bad_timeout_or_retries_is_refused_by_the_parser(flag: str, value: str, capsys) -> None:
+    from pipelines.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["tree", "build", "--dataset", "d", "--annotator", "openai", flag, value])
+    assert exit_.value.code == 2
+    assert f"argument {flag}" in capsys.readouterr().err

@@ -78,3 +78,36 @@ def test_snapshot_version_changes_on_publish(db):
     with store.writer(db):
         pass
     assert store.snapshot_version(db) != first
+
+
+def test_every_write_session_is_counted_in_the_file_and_its_snapshot(db):
+    for expected in (1, 2, 3):
+        with store.writer(db) as con:
+            assert store.write_seq(con) == expected
+        assert store.version_path(db).read_text().strip() == str(expected)
+        with store.reader(db) as con:  # the snapshot carries the version it was copied at
+            assert store.write_seq(con) == expected
+
+
+def test_snapshot_version_changes_when_a_write_session_starts(db):
+    """The dashboard keys its caches on it: a session that commits and dies before publishing
+    must not leave the old key (and so the old cached pages) in place."""
+    with store.writer(db):
+        pass
+    before = store.snapshot_version(db)
+    with store.writer(db):
+        assert store.snapshot_version(db) != before
+
+
+def test_a_snapshot_without_its_version_is_repaired_once(db):
+    # a database from before the sidecar existed: the first reader republishes and writes it
+    with store.writer(db) as con:
+        store.run(con, "INSERT INTO datasets VALUES ('d', 'pairwise', 'x', now()::TIMESTAMP)")
+    store.version_path(db).unlink()
+    with store.reader(db) as con:
+        assert con.execute("SELECT count(*) FROM datasets").fetchall() == [(1,)]
+    assert store.version_path(db).exists()
+    published = store.snapshot_version(db)
+    with store.reader(db):
+        pass
+    assert store.snapshot_version(db) == published  # current now: no second copy

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..errors import ArenatreeError, InputError
+from ..errors import ArenatreeError, InputError, SnapshotError, StoreWriteError
 from ..store import writer
 from .base import Adapter, Batch
 from .load import ImportReport, load_batches, path_sha256, validate_batch
@@ -92,5 +92,22 @@ def ingest(
         batch = read(path, fmt, options)
         validate_batch(batch)
         batches.append((batch, path_sha256(Path(path))))
-    with writer(db) as con:
-        return load_batches(con, dataset, batches, validated=True)
+    reports: list[ImportReport] = []
+    try:
+        with writer(db) as con:
+            reports = load_batches(con, dataset, batches, validated=True)
+    except SnapshotError as exc:  # committed: say what is stored
+        raise exc.about(f"the import into {dataset!r} is stored ({_added(reports)})") from None
+    except StoreWriteError as exc:  # one transaction: none of it is stored
+        raise exc.about(f"nothing of the import into {dataset!r} is stored") from None
+    return reports
+
+
+def _added(reports: list[ImportReport]) -> str:
+    """'1,234 battles, 56 prompts added' over ``reports`` (or 'nothing new')."""
+    totals = {
+        what: sum(getattr(r, f"added_{what}") for r in reports)
+        for what in ("battles", "results", "prompts", "responses")
+    }
+    parts = [f"{n:,} {what}" for what, n in totals.items() if n]
+    return ", ".join(parts) + " added" if parts else "nothing new"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import random
 import re
@@ -35,6 +36,7 @@ T = TypeVar("T")
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 NO_KEY = "sk-no-key-required"  # sent to local endpoints that need no key (the client wants one)
 RETRYABLE_STATUS = frozenset({408, 409, 429}) | frozenset(range(500, 600))
+CONNECT_TIMEOUT = 10.0  # seconds to open a connection (a dropped SYN fails sooner than a read)
 
 ANNOTATE_SYSTEM = (
     "You label evaluation items with the capability they test. A capability is ONE short "
@@ -119,10 +121,15 @@ class OpenAIConfig:
     """Where and how to call an OpenAI-compatible endpoint.
 
     ``base_url`` None means OpenAI itself (``https://api.openai.com/v1``), which needs a key; a
-    local endpoint without a key gets a dummy one. ``timeout`` is seconds per request;
-    ``backoff_base`` / ``backoff_max`` are seconds (attempt ``k`` waits about
-    ``backoff_base * 2**k``, with jitter, at most ``backoff_max``, or what ``Retry-After``
-    says, capped at ``backoff_max``). ``max_retries`` is retries after the first attempt.
+    local endpoint without a key gets a dummy one. ``timeout`` is seconds per request: to
+    connect (at most ``CONNECT_TIMEOUT``) and then between bytes of the reply, which for a
+    non-streamed completion is the whole generation; ``backoff_base`` / ``backoff_max`` are
+    seconds (attempt ``k`` waits about ``backoff_base * 2**k``, with jitter, at most
+    ``backoff_max``, or what ``Retry-After`` says, capped at ``backoff_max``). ``max_retries``
+    is retries after the first attempt. The defaults give up on an endpoint that accepts
+    connections and never answers in about a minute (:meth:`worst_case_seconds`: 63 s) while
+    leaving a live server 20 s per reply; arenatree's own local server, a small model on a few
+    cores, is given 300 s (:func:`pipelines.tree.local_llm.local_server`).
     """
 
     base_url: str | None = None
@@ -130,8 +137,8 @@ class OpenAIConfig:
     chat_model: str = "gpt-4o-mini"
     embed_model: str = "text-embedding-3-small"
     concurrency: int = 8
-    max_retries: int = 5
-    timeout: float = 60.0
+    max_retries: int = 2
+    timeout: float = 20.0
     temperature: float | None = 0.0
     max_reply_tokens: int | None = None
     backoff_base: float = 1.0
@@ -149,7 +156,8 @@ class OpenAIConfig:
                 "no OpenAI API key: set OPENAI_API_KEY, or set OPENAI_BASE_URL to a local "
                 "OpenAI-compatible server (which needs no key)"
             )
-        if self.concurrency < 1 or self.max_retries < 0 or self.timeout <= 0 or self.embed_batch_size < 1:
+        timeout_ok = math.isfinite(self.timeout) and self.timeout > 0
+        if self.concurrency < 1 or self.max_retries < 0 or not timeout_ok or self.embed_batch_size < 1:
             raise ArenatreeError(
                 "OpenAI config: concurrency and embed_batch_size must be >= 1, "
                 "max_retries >= 0 and timeout > 0"
@@ -196,12 +204,19 @@ class OpenAIConfig:
         """A copy with ``changes`` applied."""
         return replace(self, **changes)
 
+    def worst_case_seconds(self) -> float:
+        """Seconds one request can take to fail against an endpoint that accepts connections and
+        never answers: every attempt times out, with the longest backoff between attempts."""
+        backoffs = sum(min(self.backoff_max, self.backoff_base * 2**k) for k in range(self.max_retries))
+        return (self.max_retries + 1) * self.timeout + backoffs
+
     def client(self):
         """A fresh ``openai.OpenAI`` client; retries are ours (``max_retries=0`` in the client)."""
         import openai
 
         key = self.api_key.reveal() if isinstance(self.api_key, Secret) else NO_KEY
-        return openai.OpenAI(api_key=key, base_url=self.endpoint, timeout=self.timeout, max_retries=0)
+        timeout = openai.Timeout(self.timeout, connect=min(self.timeout, CONNECT_TIMEOUT))
+        return openai.OpenAI(api_key=key, base_url=self.endpoint, timeout=timeout, max_retries=0)
 
 
 # --------------------------------------------------------------------------- calling
