@@ -198,25 +198,23 @@ class CachedSummarizer(Summarizer):
 
     chunk_size = 8
 
-    def __init__(self, con, inner: Summarizer, progress: Callable[[int], None] | None = None) -> None:
-        self.con, self.inner, self.progress = con, inner, progress
+    def __init__(self, con, inner: Summarizer) -> None:
+        self.con, self.inner = con, inner
         self.name = inner.name
 
     def summarize(self, groups: Sequence[Sequence[str]]) -> list[str]:
         keys = [text_hash("\n".join(g)) for g in groups]
         known = self._known(keys)
-        todo = [i for i in dict.fromkeys(i for i, k in enumerate(keys) if k not in known)]
-        first = {}
-        for i in todo:
-            first.setdefault(keys[i], i)
+        first: dict[str, int] = {}  # one request per distinct group
+        for i, k in enumerate(keys):
+            if k not in known:
+                first.setdefault(k, i)
         todo = list(first.values())
         for start in range(0, len(todo), self.chunk_size):
             chunk = todo[start : start + self.chunk_size]
             answers = self.inner.summarize([groups[i] for i in chunk])
             store_answers(self.con, [keys[i] for i in chunk], self.name, answers)
             known.update(zip((keys[i] for i in chunk), answers, strict=True))
-            if self.progress:
-                self.progress(len(chunk))
         return [known[k] for k in keys]
 
     def _known(self, keys: list[str]) -> dict[str, str]:

@@ -189,12 +189,3 @@ def stop(proc: subprocess.Popen, grace: float = 10.0) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-
-
-def installed() -> bool:
-    """Whether the server binary can be found (the model is joined on first use)."""
-    try:
-        server_binary()
-    except ArenatreeError:
-        return False
-    return True
