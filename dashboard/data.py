@@ -23,7 +23,7 @@ import pandas as pd
 import streamlit as st
 
 from pipelines import battles as battles_io
-from pipelines import leaderboards, queries, ratings, scores, slices, store, style_control, weaknesses
+from pipelines import design, leaderboards, queries, ratings, scores, slices, store, style_control, weaknesses
 from pipelines.audit import frame as audit_frame
 from pipelines.audit import run as audit_run
 from pipelines.audit import stored as audit_stored
@@ -319,7 +319,10 @@ def _leaderboard(
 ) -> dict[str, Any]:
     votes = _battles(db, version, dataset, filters, tree_id, node)
     table = slices.spread_leaderboard(votes, **dict(params))
-    return {"table": table, **table.attrs}
+    notes, group_of = design.leaderboard_notes(votes, table)
+    if group_of:
+        table = table.assign(group=table["model"].map(group_of).astype("int64"))
+    return {"table": table, "notes": notes, **table.attrs}
 
 
 def leaderboard(
@@ -336,7 +339,9 @@ def leaderboard(
     """The rating leaderboard of the votes :func:`battles` selects: ``table`` (model, rating,
     lower, upper, rank_ub, battles; best first, see :func:`pipelines.ratings.leaderboard`; plus
     rank_low, rank_high, p_top from the same bootstrap rounds, :func:`pipelines.slices.rank_spread`),
-    and for Rao–Kupper ``theta`` with its ``theta_interval``."""
+    and for Rao–Kupper ``theta`` with its ``theta_interval``; ``notes``: what the votes' design
+    cannot support, in sentences (:mod:`pipelines.design`), with a ``group`` column in the table
+    when the models fall into groups that never meet."""
     params = (("method", method), ("rounds", int(rounds)), ("seed", int(seed)), ("level", float(level)))
     return _leaderboard(
         str(db_path()), snapshot_version(), dataset, _key(filters), tree_id, int(node), params

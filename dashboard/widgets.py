@@ -1357,6 +1357,9 @@ HUB_COLUMN_CONFIG = {
     "rank_range": st.column_config.TextColumn(
         "Rank range", help="95% range of the model's rank over the bootstrap rounds (2.5% to 97.5%)"
     ),
+    "group": _COUNT(
+        "Group", help="models that meet, directly or through others; compare within a group only"
+    ),
     "p_top": _RATING(
         "P(#1)", format="percent", help="share of bootstrap rounds where the model rates highest"
     ),

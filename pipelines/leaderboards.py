@@ -16,6 +16,7 @@ import pandas as pd
 
 from . import ratings
 from .battles import NO_FILTERS, Filters, dataset_kind, load_battles, load_results
+from .design import leaderboard_notes
 from .errors import ArenatreeError
 from .queries import records
 from .scores import clopper_pearson_interval, proportion_table, wilson_interval
@@ -180,10 +181,20 @@ def build_leaderboard(
         board.table, board.coefficients = fit.leaderboard, fit.coefficients
         board.extra["battles_used"] = int(fit.battles_used)
         board.extra["battles_dropped"] = int(fit.battles_dropped)
-        return board
+        return with_design_notes(board, votes)
     # the plain fit plus each model's rank range and P(#1) from the same bootstrap rounds
     board.table = spread_leaderboard(votes, rounds, seed, level, method=method, anchor=anchor)
     if method == "rao-kupper":
         board.extra["theta"] = board.table.attrs["theta"]
         board.extra["theta_interval"] = list(board.table.attrs["theta_interval"])
+    return with_design_notes(board, votes)
+
+
+def with_design_notes(board: Leaderboard, votes: pd.DataFrame) -> Leaderboard:
+    """``board`` with what its votes cannot support said in ``extra['notes']`` (sentences) and,
+    when the models fall into groups that never meet, a ``group`` column (1 = the biggest)."""
+    notes, group_of = leaderboard_notes(votes, board.table)
+    board.extra["notes"] = notes
+    if group_of:
+        board.table = board.table.assign(group=board.table["model"].map(group_of).astype("int64"))
     return board

@@ -160,12 +160,16 @@ st.caption(
     f"rounds · P(#1): share of rounds in which it rates highest · filters: {applied or 'none'}"
 )
 
+for note in board["notes"]:
+    st.info(note, icon=":material/rule:")
+
 left, right = st.columns([3, 2], gap="large")
 with left:
     st.dataframe(
         widgets.with_rank_range(table),
         hide_index=True,
-        column_order=["rank_ub", "model", "rating", "lower", "upper", "rank_range", "p_top", "battles"],
+        column_order=["rank_ub", "model", "rating", "lower", "upper", "rank_range", "p_top", "battles"]
+        + (["group"] if "group" in table else []),
         column_config=widgets.HUB_COLUMN_CONFIG,
         key="leaderboard-table",
         on_select=partial(widgets.row_picked, "leaderboard-table", widgets.MODEL, table["model"].tolist()),

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..design import POSITION_SENTENCE, left_term_identifiable
 from ..ratings import Cells, fit_pairwise, resample_counts
 from ..scores import wilson_interval
 from .covariates import (
@@ -85,6 +86,8 @@ def position_preference(
     decisive = np.flatnonzero((v.outcome == MODEL_A) | (v.outcome == MODEL_B))
     if len(decisive) == 0 or len(v.models) < 2:
         return not_applicable(AUDIT, TITLE, "No decisive vote (every vote is a tie).", **params)
+    if not left_term_identifiable(v.a[decisive], v.b[decisive], len(v.models)):
+        return not_applicable(AUDIT, TITLE, POSITION_SENTENCE, **params)
     n_models = len(v.models)
     y = (v.outcome[decisive] == MODEL_A).astype(np.float64)
     a, b = v.a[decisive], v.b[decisive]

@@ -211,8 +211,10 @@ def leaderboard_section(ctx: _Context) -> Section:
         f"rank_low..rank_high = the {ctx.req.level:.0%} range of the model's rank over the same bootstrap "
         "rounds; p_top = the share of rounds in which it rates highest (P(#1))."
     )
+    for note in board.extra.get("notes", []):
+        s.text(note, "note")
     columns = ["rank_ub", "model", "rating", "lower", "upper", "rank_low", "rank_high", "p_top", "battles"]
-    s.table("leaderboard", t[columns], rows=None)
+    s.table("leaderboard", t[[*columns, *(["group"] if "group" in t else [])]], rows=None)
     s.figure(
         "leaderboard", figures.interval_figure(t, "rating", "lower", "upper", label="model", title="rating")
     )

@@ -1,0 +1,102 @@
+"""Design checks: what the votes cannot identify is said, and no number is shown for it.
+
+Each check runs on data built to trigger it (tests/shapes.py) and on data built not to, and the
+AlpacaEval case of the issue (a baseline always on one side) runs on the real bundled file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import load, open_app_page, run_cli
+from shapes import SHAPES
+
+from pipelines import store
+from pipelines.audit.frame import load_audit_votes
+from pipelines.audit.position import position_preference
+from pipelines.design import POSITION_SENTENCE, comparison_groups, position_identifiable, thin_models
+
+
+def votes_of(name: str):
+    return SHAPES[name]().battles
+
+
+def test_a_fixed_side_baseline_hides_the_position_effect() -> None:
+    assert not position_identifiable(votes_of("fixed-side"))
+    assert position_identifiable(votes_of("no-ties"))  # pairs shown both ways round
+    one_way = votes_of("one-pair")
+    one_way = one_way.assign(model_a="gpt-4o", model_b="claude-3.5-sonnet")
+    assert not position_identifiable(one_way)  # one ordered pair: left = that pair's gap
+    # the rank test itself, on a design where the constant is free: two models swapped sides
+    both = one_way.copy()
+    both.loc[both.index[::2], ["model_a", "model_b"]] = ["claude-3.5-sonnet", "gpt-4o"]
+    assert position_identifiable(both)
+
+
+def test_groups_that_never_meet_are_found() -> None:
+    assert comparison_groups(votes_of("disconnected")) == [["m1", "m2"], ["m3", "m4"]]
+    assert len(comparison_groups(votes_of("no-ties"))) == 1
+
+
+def test_the_cli_report_and_page_say_what_the_design_cannot_support(
+    db: Path, tmp_path: Path, monkeypatch
+) -> None:
+    for name in ("disconnected", "one-vote", "fixed-side", "no-ties"):
+        load(db, name, [SHAPES[name]()])
+    out = run_cli("leaderboard", "--dataset", "disconnected", db=db)
+    assert out.returncode == 0, out.stderr
+    assert "note: The models fall into 2 groups that never meet (m1, m2; m3, m4)" in out.stdout
+    assert "group" in out.stdout.splitlines()[1]
+    doc = json.loads(run_cli("leaderboard", "--dataset", "disconnected", "--json", db=db).stdout)
+    assert {m["model"]: m["group"] for m in doc["models"]} == {"m1": 1, "m2": 1, "m3": 2, "m4": 2}
+    assert len(doc["notes"]) == 1
+
+    thin = json.loads(run_cli("leaderboard", "--dataset", "one-vote", "--json", db=db).stdout)
+    assert "fewer than 20 battles" in thin["notes"][0]
+    assert not json.loads(run_cli("leaderboard", "--dataset", "no-ties", "--json", db=db).stdout)["notes"]
+
+    report = tmp_path / "r.html"
+    assert run_cli("report", "--dataset", "fixed-side", "--out", str(report), db=db).returncode == 0
+    html = report.read_text()
+    assert "cannot be told apart from the models" in html  # the position audit says why
+
+    at = open_app_page(db, monkeypatch, "views/leaderboard.py", dataset="disconnected")
+    assert any("2 groups that never meet" in i.value for i in at.info)
+    (table,) = [d.value for d in at.dataframe if "rating" in d.value.columns]
+    assert sorted(table["group"]) == [1, 1, 2, 2]
+
+
+def test_position_audit_shows_no_number_it_cannot_identify(db: Path) -> None:
+    load(db, "fixed", [SHAPES["fixed-side"]()])
+    load(db, "free", [SHAPES["no-ties"]()])
+    with store.reader(db) as con:
+        fixed = position_preference(load_audit_votes(con, "fixed"), rounds=10)
+        free = position_preference(load_audit_votes(con, "free"), rounds=10)
+    assert not fixed.applicable and fixed.summary == POSITION_SENTENCE and not fixed.headline
+    assert free.applicable and np.isfinite(free.headline["estimate"])
+
+
+def test_thin_models_are_named() -> None:
+    import pandas as pd
+
+    table = pd.DataFrame({"model": ["a", "b", "c"], "battles": [500, 19, 3]})
+    assert thin_models(table) == ["b", "c"]
+
+
+def test_alpaca_eval_position_effect_is_not_shown(bundled_db: Path) -> None:
+    """The issue's case: AlpacaEval's baseline is always output 2; the old audit reported its
+    strength as a 'left-side advantage of -0.96 log-odds'."""
+    out = run_cli("audit", "--dataset", "alpaca_eval", "--json", db=bundled_db)
+    assert out.returncode == 0, out.stderr
+    (position,) = [f for f in json.loads(out.stdout)["findings"] if f["audit"] == "position"]
+    assert position["applicable"] is False and position["summary"] == POSITION_SENTENCE
+
+
+@pytest.mark.parametrize("name", ["no-ties", "never-wins"])
+def test_connected_designs_get_no_group_column(db: Path, name: str) -> None:
+    load(db, name, [SHAPES[name]()])
+    doc = json.loads(run_cli("leaderboard", "--dataset", name, "--json", db=db).stdout)
+    assert "group" not in doc["models"][0]
