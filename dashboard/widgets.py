@@ -1400,7 +1400,13 @@ def rank_change_style(table: pd.DataFrame) -> Any:
 
 
 def with_rank_range(table: pd.DataFrame) -> pd.DataFrame:
-    """``table`` plus ``rank_range``, its rank_low / rank_high as one text cell ('3', '1–6') for
+    """``table`` plus ``rank_range`` (rank_low / rank_high) and, when the table has them,
+    ``rank_set`` (set_low / set_high, the joint sets) as one text cell each ('3', '1–6') for
     display (the numeric columns stay, for sorting and CSV)."""
-    low, high = table["rank_low"].astype(int).astype(str), table["rank_high"].astype(int).astype(str)
-    return table.assign(rank_range=low.where(low == high, low + "–" + high))
+
+    def span(lo: str, hi: str) -> pd.Series:
+        low, high = table[lo].astype(int).astype(str), table[hi].astype(int).astype(str)
+        return low.where(low == high, low + "–" + high)
+
+    out = table.assign(rank_range=span("rank_low", "rank_high"))
+    return out.assign(rank_set=span("set_low", "set_high")) if "set_low" in table else out

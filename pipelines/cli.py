@@ -468,13 +468,17 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     change, spread, grouped = "rank_change" in t, "p_top" in t, "group" in t
     print(
         f"{'rank(UB)':>8}  {'model':<32} {'rating':>7}  {'95% CI':>13}  {'battles':>8}"
-        + ("  rank range   P(#1)" if spread else "")
+        + ("  rank range  rank set   P(#1)" if spread else "")
         + ("  Δrank" if change else "")
         + ("  group" if grouped else "")
     )
     for r in t.itertuples():
         ci = f"{_fmt(r.lower)}..{_fmt(r.upper)}"
-        extra = f"  {f'{r.rank_low}-{r.rank_high}':>10}  {r.p_top:>6.1%}" if spread else ""
+        extra = (
+            f"  {f'{r.rank_low}-{r.rank_high}':>10}  {f'{r.set_low}-{r.set_high}':>8}  {r.p_top:>6.1%}"
+            if spread
+            else ""
+        )
         extra += f"  {int(r.rank_change):+d}" if change else ""
         extra += f"  {r.group:>5}" if grouped else ""
         print(f"{r.rank_ub:>8}  {r.model:<32} {r.rating:>7.1f}  {ci:>13}  {r.battles:>8,}{extra}")
@@ -483,7 +487,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     if spread:
         print(
             f"rank range: the {board.params['level']:.0%} range of the model's rank over the bootstrap "
-            "rounds; P(#1): share of rounds in which it rates highest"
+            f"rounds; rank set: a {board.params['level']:.0%} confidence set for every model's rank at "
+            "once (max-t bootstrap); P(#1): share of rounds in which it rates highest"
         )
     if board.coefficients is not None:
         print(

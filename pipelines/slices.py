@@ -77,12 +77,45 @@ def rank_spread(boot: np.ndarray, level: float = 0.95) -> pd.DataFrame:
     )
 
 
+def joint_rank_sets(point: np.ndarray, boot: np.ndarray, level: float = 0.95) -> pd.DataFrame:
+    """Rank confidence sets that hold for every model at once, at ``level``.
+
+    point: (n_models,) ratings; boot: (rounds, n_models) bootstrap ratings. The differences
+    d_ij = r_i - r_j get simultaneous intervals d_ij +- c se_ij, with se_ij the bootstrap standard
+    deviation and c the ``level`` quantile of the largest |d*_ij - d_ij| / se_ij over all pairs in
+    a round (a max-t bootstrap, as in Klein, Wright & Wieczorek 2020 for ranks). Model i's set is
+    [1 + #models surely above it, n_models - #models surely below it]. Columns: set_low, set_high
+    (ints), in ``point``'s order. Wider than the per-model rank range, and honest about all ranks
+    jointly.
+    """
+    point = np.asarray(point, dtype=np.float64)
+    boot = np.asarray(boot, dtype=np.float64)
+    n = len(point)
+    d = point[:, None] - point[None, :]
+    dstar = boot[:, :, None] - boot[:, None, :]
+    se = dstar.std(axis=0)
+    known = se > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(known, np.abs(dstar - d) / np.where(known, se, 1.0), 0.0)
+    c = float(np.quantile(t.reshape(len(boot), -1).max(axis=1), level)) if len(boot) else np.inf
+    above = known & (d - c * se > 0)  # above[i, j]: i is surely rated above j
+    return pd.DataFrame(
+        {
+            "set_low": (1 + above.sum(axis=0)).astype(np.int64),
+            "set_high": (n - above.sum(axis=1)).astype(np.int64),
+        }
+    )
+
+
 def with_rank_spread(
     table: pd.DataFrame, models: Sequence[str], boot: np.ndarray, level: float = 0.95
 ) -> pd.DataFrame:
-    """``table`` (a leaderboard with a ``model`` column) plus rank_low, rank_high and p_top from the
-    bootstrap ratings ``boot`` (rounds, n_models) whose columns are ``models``."""
-    spread = rank_spread(boot, level).assign(model=list(models))
+    """``table`` (a leaderboard with ``model`` and ``rating`` columns) plus rank_low, rank_high and
+    p_top from the bootstrap ratings ``boot`` (rounds, n_models) whose columns are ``models``, and
+    the joint rank sets set_low, set_high (:func:`joint_rank_sets`)."""
+    point = table.set_index("model").loc[list(models), "rating"].to_numpy()
+    spread = pd.concat([rank_spread(boot, level), joint_rank_sets(point, boot, level)], axis=1)
+    spread = spread.assign(model=list(models))
     return table.merge(spread, on="model", how="left", validate="one_to_one")
 
 

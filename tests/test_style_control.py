@@ -149,6 +149,8 @@ def test_recovers_planted_length_effect_and_removes_bias(planted: tuple[pd.DataF
         "rank_low",
         "rank_high",
         "p_top",
+        "set_low",
+        "set_high",
         "rank_change",
     ]
     assert np.isclose(fit.leaderboard["p_top"].sum(), 1.0)

@@ -157,7 +157,8 @@ applied = widgets.active_filters(filters)
 st.caption(
     f"{data.METHODS[method]} ratings (Elo-like points, mean 1000) · 95% intervals from {rounds} "
     f"multinomial bootstrap rounds (seed 0) · rank from–to: the 95% range of the model's rank over those "
-    f"rounds · P(#1): share of rounds in which it rates highest · filters: {applied or 'none'}"
+    f"rounds · rank set: a 95% set for every model's rank at once · P(#1): share of rounds in which it "
+    f"rates highest · filters: {applied or 'none'}"
 )
 
 for note in board["notes"]:
@@ -168,7 +169,8 @@ with left:
     st.dataframe(
         widgets.with_rank_range(table),
         hide_index=True,
-        column_order=["rank_ub", "model", "rating", "lower", "upper", "rank_range", "p_top", "battles"]
+        column_order=["rank_ub", "model", "rating", "lower", "upper", "rank_range", "rank_set", "p_top"]
+        + ["battles"]
         + (["group"] if "group" in table else []),
         column_config=widgets.HUB_COLUMN_CONFIG,
         key="leaderboard-table",

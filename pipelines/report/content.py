@@ -209,12 +209,15 @@ def leaderboard_section(ctx: _Context) -> Section:
         f"bootstrap intervals ({ctx.req.rounds} rounds, seed {ctx.req.seed}). 400 points = 10x odds; "
         "rank (UB) = 1 + the number of models whose lower bound is above this model's upper bound; "
         f"rank_low..rank_high = the {ctx.req.level:.0%} range of the model's rank over the same bootstrap "
-        "rounds; p_top = the share of rounds in which it rates highest (P(#1))."
+        f"rounds; set_low..set_high = a {ctx.req.level:.0%} confidence set of its rank that holds for all "
+        "models at once (max-t bootstrap over every pairwise difference); p_top = the share of rounds in "
+        "which it rates highest (P(#1))."
     )
     for note in board.extra.get("notes", []):
         s.text(note, "note")
-    columns = ["rank_ub", "model", "rating", "lower", "upper", "rank_low", "rank_high", "p_top", "battles"]
-    s.table("leaderboard", t[[*columns, *(["group"] if "group" in t else [])]], rows=None)
+    columns = ["rank_ub", "model", "rating", "lower", "upper", "rank_low", "rank_high", "set_low", "set_high"]
+    columns += ["p_top", "battles", *(["group"] if "group" in t else [])]
+    s.table("leaderboard", t[columns], rows=None)
     s.figure(
         "leaderboard", figures.interval_figure(t, "rating", "lower", "upper", label="model", title="rating")
     )
