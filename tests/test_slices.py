@@ -86,7 +86,9 @@ def test_spread_leaderboard_is_the_ratings_leaderboard_plus_spread():
     for method in ("bt", "rao-kupper"):
         ours = slices.spread_leaderboard(votes, rounds=50, seed=3, method=method)
         ref = ratings.leaderboard(votes, rounds=50, seed=3, method=method)
-        pd.testing.assert_frame_equal(ours.drop(columns=["rank_low", "rank_high", "p_top", "set_low", "set_high"]), ref)
+        pd.testing.assert_frame_equal(
+            ours.drop(columns=["rank_low", "rank_high", "p_top", "set_low", "set_high"]), ref
+        )
         assert ours.attrs.get("theta") == ref.attrs.get("theta")
         boot = ratings.bootstrap(*ratings.aggregate(votes), rounds=50, seed=3, method=method)
         spread = slices.rank_spread(boot).assign(model=ratings.aggregate(votes)[0]).set_index("model")
