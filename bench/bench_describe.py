@@ -40,7 +40,13 @@ from sklearn.feature_extraction.text import CountVectorizer  # noqa: E402
 
 from pipelines import store  # noqa: E402
 from pipelines.tree.build import cached_embeddings  # noqa: E402
-from pipelines.tree.describe import ctfidf_keywords, document_idf, node_term_counts, subtree_end  # noqa: E402
+from pipelines.tree.describe import (  # noqa: E402
+    ctfidf_keywords,
+    document_idf,
+    node_term_counts,
+    subtree_end,
+    subtree_members,
+)
 from pipelines.tree.embed import MiniLMEmbedder  # noqa: E402
 from pipelines.tree.name_quality import (  # noqa: E402
     is_keyword_list,
@@ -95,10 +101,10 @@ def llm_names(t: dict, nodes: np.ndarray) -> tuple[list[str], float]:
     from pipelines.tree.local_llm import LocalModel, local_server
     from pipelines.tree.openai_backends import OpenAISummarizer
 
-    end = subtree_end(t["parent"])
+    members = subtree_members(t["labels"], t["parent"])
     groups = []
     for n in nodes:
-        inside = np.flatnonzero((t["labels"] >= n) & (t["labels"] < end[n]))
+        inside = members[n]
         order = inside[np.argsort(-(t["X"][inside] @ t["centroids"][n]), kind="stable")][:CENTRAL]
         groups.append([" ".join(t["caps"][i].split())[:PROMPT_CHARS] for i in order])
     with local_server(LocalModel.resolve()) as config:

@@ -21,13 +21,9 @@ import pandas as pd
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
+from .ratings import index_models
+
 MIN_BATTLES = 20  # a model with fewer battles gets a warning beside its interval
-
-
-def _codes(votes: pd.DataFrame) -> tuple[list[str], np.ndarray, np.ndarray]:
-    models = sorted(set(votes["model_a"]).union(votes["model_b"]))
-    index = {m: i for i, m in enumerate(models)}
-    return models, votes["model_a"].map(index).to_numpy(), votes["model_b"].map(index).to_numpy()
 
 
 def comparison_groups(votes: pd.DataFrame) -> list[list[str]]:
@@ -35,7 +31,7 @@ def comparison_groups(votes: pd.DataFrame) -> list[list[str]]:
     biggest first; one group when every model is compared, directly or not, with every other."""
     if votes.empty:
         return []
-    models, a, b = _codes(votes)
+    models, a, b = index_models(votes)
     n = len(models)
     graph = sparse.csr_matrix((np.ones(len(a)), (a, b)), shape=(n, n))
     count, label = connected_components(graph, directed=False)
@@ -61,7 +57,7 @@ def position_identifiable(votes: pd.DataFrame) -> bool:
     False when, e.g., one baseline is always on the same side (then "1" equals the baseline's
     strength difference on every row), or a single ordered pair is all there is."""
     decisive = votes[votes["winner"].isin(["model_a", "model_b"])]
-    models, a, b = _codes(decisive)
+    models, a, b = index_models(decisive)
     return left_term_identifiable(a, b, len(models))
 
 

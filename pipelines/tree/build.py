@@ -121,15 +121,7 @@ def cached_annotations(
     """The capability of each text, from the ``annotations`` cache or the annotator (cached as
     each chunk returns)."""
     hashes = [text_hash(t) for t in texts]
-    con.register("want", pd.DataFrame({"text_hash": list(dict.fromkeys(hashes))}))
-    known = dict(
-        con.execute(
-            "SELECT a.text_hash, a.capability FROM annotations a JOIN want USING (text_hash) "
-            "WHERE a.annotator = ?",
-            [annotator.name],
-        ).fetchall()
-    )
-    con.unregister("want")
+    known = known_answers(con, annotator.name, hashes)
     missing = list(dict.fromkeys(i for i, h in enumerate(hashes) if h not in known))
     first = {}
     for i in missing:
@@ -204,7 +196,7 @@ class CachedSummarizer(Summarizer):
 
     def summarize(self, groups: Sequence[Sequence[str]]) -> list[str]:
         keys = [text_hash("\n".join(g)) for g in groups]
-        known = self._known(keys)
+        known = known_answers(self.con, self.name, keys)
         first: dict[str, int] = {}  # one request per distinct group
         for i, k in enumerate(keys):
             if k not in known:
@@ -217,15 +209,17 @@ class CachedSummarizer(Summarizer):
             known.update(zip((keys[i] for i in chunk), answers, strict=True))
         return [known[k] for k in keys]
 
-    def _known(self, keys: list[str]) -> dict[str, str]:
-        self.con.register("want", pd.DataFrame({"text_hash": list(dict.fromkeys(keys))}))
-        rows = self.con.execute(
-            "SELECT a.text_hash, a.capability FROM annotations a JOIN want USING (text_hash) "
-            "WHERE a.annotator = ?",
-            [self.name],
-        ).fetchall()
-        self.con.unregister("want")
-        return dict(rows)
+
+def known_answers(con, backend: str, hashes: Sequence[str]) -> dict[str, str]:
+    """The cached answers of ``backend`` for those input ``hashes`` it has answered: hash -> answer."""
+    con.register("want", pd.DataFrame({"text_hash": list(dict.fromkeys(hashes))}))
+    rows = con.execute(
+        "SELECT a.text_hash, a.capability FROM annotations a JOIN want USING (text_hash) "
+        "WHERE a.annotator = ?",
+        [backend],
+    ).fetchall()
+    con.unregister("want")
+    return dict(rows)
 
 
 def store_answers(con, hashes: Sequence[str], backend: str, answers: Sequence[str]) -> None:

@@ -77,19 +77,22 @@ def subtree_end(parent: np.ndarray) -> np.ndarray:
     return end
 
 
+def subtree_members(labels: np.ndarray, parent: np.ndarray) -> list[np.ndarray]:
+    """The item indices under every node (preorder ids: a subtree is an id range); labels: (n,)
+    leaf id per item."""
+    order = np.argsort(labels, kind="stable")
+    starts = np.searchsorted(labels[order], np.arange(len(parent) + 1))
+    end = subtree_end(parent)
+    return [order[starts[n] : starts[end[n]]] for n in range(len(parent))]
+
+
 def central_items(X: np.ndarray, centroid: np.ndarray, labels: np.ndarray, parent: np.ndarray) -> np.ndarray:
     """Index of the item most similar to each node's centroid among the node's items: (n_nodes,).
 
     X: (n, d) unit rows; centroid: (n_nodes, d); labels: (n,) leaf id per item.
     """
-    order = np.argsort(labels, kind="stable")
-    starts = np.searchsorted(labels[order], np.arange(len(parent) + 1))
-    end = subtree_end(parent)
-    out = np.empty(len(parent), dtype=np.int64)
-    for node in range(len(parent)):
-        members = order[starts[node] : starts[end[node]]]
-        out[node] = members[np.argmax(X[members] @ centroid[node])]
-    return out
+    members = subtree_members(labels, parent)
+    return np.array([m[np.argmax(X[m] @ centroid[n])] for n, m in enumerate(members)], dtype=np.int64)
 
 
 def document_idf(counts: sp.csr_matrix) -> np.ndarray:

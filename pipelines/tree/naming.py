@@ -29,7 +29,8 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse as sp
 
-from .describe import ctfidf_keywords, document_idf, node_term_counts, subtree_end
+from .describe import ctfidf_keywords, document_idf, node_term_counts, subtree_members
+from .language import LANGUAGE_NAMES
 from .markup import word_set
 from .phrases import (
     WEAK_VERBS,
@@ -58,7 +59,7 @@ MAX_NAME_WORDS = 9
 KEYWORD_LIST = 3
 
 # How a name starts when its prompts share no task verb, by what they are (see `prompt_kind`).
-LEADS = {
+KIND_LEADS = {
     "math": "solving problems involving",
     "word-math": "solving word problems involving",
     "question": "answering questions about",
@@ -73,10 +74,7 @@ LANGUAGES = word_set(
 )
 
 # Natural languages: capitalised in a name ("Translating text into French").
-NATURAL_LANGUAGES = word_set(
-    "english french spanish german italian portuguese russian chinese japanese korean arabic hindi "
-    "dutch swedish polish turkish greek hebrew vietnamese thai latin lojban"
-)
+NATURAL_LANGUAGES = frozenset(n.lower() for n in LANGUAGE_NAMES.values()) | word_set("english latin lojban")
 CAPITALISED_LANGUAGES = frozenset(w.capitalize() for w in NATURAL_LANGUAGES)
 OTHER_LANGUAGES = "languages other than English"
 HEAD_BREAKS = word_set("of for in on with to between from by about into")  # end a phrase's head
@@ -236,7 +234,7 @@ def shared_language(items: Sequence[ItemPhrases]) -> str | None:
 
 def prompt_kind(items: Sequence[ItemPhrases]) -> str:
     """What most of the prompts are: 'math' (with notation), 'word-math' (numbers, no
-    notation), 'question' or 'request' (a key of ``LEADS``)."""
+    notation), 'question' or 'request' (a key of ``KIND_LEADS``)."""
     n = max(len(items), 1)
     if sum(it.math for it in items) >= 0.5 * n:
         return "math" if sum(it.notation for it in items) >= 0.25 * n else "word-math"
@@ -279,7 +277,7 @@ def candidate_names(words: NodeWords) -> list[str]:
             break
         for i, t in enumerate(topics):
             if general or not verb:
-                lead = LEADS[words.kind]
+                lead = KIND_LEADS[words.kind]
             elif words.task in ABOUT_VERBS and t not in words.takes:
                 lead = f"{verb} about"
             else:
@@ -359,14 +357,6 @@ def capability_names(
         candidates.append(candidate_names(words))
         keywords.append([vocab.display[c] for c in short[node][:KEYWORDS]])
     return distinct_names(candidates, keywords, parent), keywords
-
-
-def subtree_members(labels: np.ndarray, parent: np.ndarray) -> list[np.ndarray]:
-    """The item indices under every node (preorder ids: a subtree is an id range)."""
-    order = np.argsort(labels, kind="stable")
-    starts = np.searchsorted(labels[order], np.arange(len(parent) + 1))
-    end = subtree_end(parent)
-    return [order[starts[n] : starts[end[n]]] for n in range(len(parent))]
 
 
 def distinct_names(candidates: list[list[str]], keywords: list[list[str]], parent: np.ndarray) -> list[str]:
