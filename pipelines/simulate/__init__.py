@@ -20,7 +20,7 @@ streams of the seed (models, offsets, voters, answers, battles, outcomes), so e.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -31,7 +31,7 @@ from .. import __version__
 from ..errors import ArenatreeError
 from ..paths import shared_data_dir
 from .population import DEFAULT_VOTER_MIX, VOTER_TYPES, check_mix, make_models, make_voters, plant_offsets
-from .prompts import GROUPS, PromptPool, group_membership, load_prompt_pool
+from .prompts import GROUPS, LANGUAGE_GROUPS, PromptPool, group_membership, load_prompt_pool
 from .texts import MAX_TOKENS, REFUSALS, STREAM_WORDS, build_responses
 from .truth import SCHEMA, dump_truth, write_vote_truth
 from .votes import (
@@ -95,11 +95,23 @@ def _plan_responses(models, n_prompts: int, rng: np.random.Generator) -> dict[st
     return {k: np.asarray(x).reshape(-1) for k, x in plan.items()}
 
 
+def _plant_mask(plant_groups: Sequence[str] | None) -> np.ndarray:
+    """(n_groups,) bool: the groups offsets may be planted on — every pattern group by default
+    (the language groups only when named, so older seeds keep their plantings)."""
+    names = [*GROUPS, *LANGUAGE_GROUPS]
+    if plant_groups is None:
+        return np.array([n in GROUPS for n in names])
+    bad = sorted(set(plant_groups) - set(names))
+    if bad:
+        raise ArenatreeError(f"unknown group(s) {', '.join(bad)} (known: {', '.join(names)})")
+    return np.array([n in set(plant_groups) for n in names])
+
+
 @lru_cache(maxsize=4)
 def _pool(data_dir: str, math_prompts: int, max_prompt_chars: int) -> tuple[PromptPool, np.ndarray]:
     """The prompt pool and its group membership (G, P), cached per process (read-only)."""
     pool = load_prompt_pool(Path(data_dir), math_prompts=math_prompts, max_prompt_chars=max_prompt_chars)
-    member = group_membership(pool.texts)
+    member = group_membership(pool.texts, languages=pool.languages)
     member.flags.writeable = False
     return pool, member
 
@@ -149,6 +161,7 @@ def simulate(
     strong_share: float = 0.25,
     strength_points: tuple[float, float] = (100.0, 250.0),
     group_size: tuple[int, int] = (50, 400),
+    plant_groups: Sequence[str] | None = None,
     style_coefs: Mapping[str, float] | None = None,
     refusal_penalty: float = 0.5,
     refusal_groups: Mapping[str, float] | None = None,
@@ -171,7 +184,8 @@ def simulate(
     Truth (rating points, 400 = 10x odds): strengths span ``strength_spread`` points around
     1000; ``weak_share`` of the models get ``weaknesses`` (min, max) groups each at minus
     U(``weakness_points``), ``strong_share`` get one group at plus U(``strength_points``), on
-    groups of ``group_size`` (min, max) prompts. Vote model (natural log-odds; :mod:`.votes`):
+    groups of ``group_size`` (min, max) prompts, chosen among ``plant_groups`` (names of
+    GROUPS and LANGUAGE_GROUPS; default every pattern group). Vote model (natural log-odds; :mod:`.votes`):
     ``style_coefs`` per normalised style difference (default DEFAULT_STYLE_COEFS),
     ``refusal_penalty`` against a refusing side (plus ``refusal_groups[g]`` more on the prompts
     of group ``g``: a planted node where refusing is punished harder), ties at ``tie_rate``
@@ -230,6 +244,7 @@ def simulate(
         strong_share=strong_share,
         strength_points=strength_points,
         group_size=group_size,
+        allowed=_plant_mask(plant_groups),
     )
     vot = make_voters(voters, mix, models, mod.popularity, r_voters, prefix=prefix)
     plan = _plan_responses(mod, n_prompts, r_answers)
@@ -291,7 +306,7 @@ def simulate(
     exp_all = expected_ratings(bat["a"], bat["b"], probs, mod.names)
     exp_unbiased = expected_ratings(bat["a"], bat["b"], probs_unbiased, mod.names)
     exp_clean = expected_ratings(bat["a"], bat["b"], probs_clean, mod.names)
-    group_names = list(GROUPS)
+    group_names = [*GROUPS, *LANGUAGE_GROUPS]
     prompt_ids = np.asarray(pool.prompt_ids)
     qid_arr = np.asarray(qids)
     vote_group = member[:, bat["prompt"]]  # (G, N)
@@ -350,6 +365,7 @@ def simulate(
             "strong_share": strong_share,
             "strength_points": list(strength_points),
             "group_size": list(group_size),
+            "plant_groups": list(plant_groups) if plant_groups is not None else list(GROUPS),
             "style_coefs": coefs,
             "refusal_penalty": refusal_penalty,
             "refusal_groups": dict(refusal_groups or {}),
@@ -436,9 +452,10 @@ def simulate(
         "groups": [
             {
                 "name": name,
-                "description": GROUPS[name][0],
-                "pattern": GROUPS[name][1],
-                "flags": "IGNORECASE",
+                "description": GROUPS[name][0] if name in GROUPS else LANGUAGE_GROUPS[name],
+                "pattern": GROUPS[name][1] if name in GROUPS else None,
+                "flags": "IGNORECASE" if name in GROUPS else None,
+                "rule": "pattern" if name in GROUPS else "language != 'English'",
                 "eligible": bool(lo <= sizes[g] <= hi),
                 "n_prompts": int(sizes[g]),
                 "n_votes": int(vote_group[g].sum()),

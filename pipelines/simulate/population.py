@@ -95,16 +95,19 @@ def plant_offsets(
     strong_share: float = 0.25,
     strength_points: tuple[float, float] = (100.0, 250.0),
     group_size: tuple[int, int] = (50, 400),
+    allowed: np.ndarray | None = None,
 ) -> np.ndarray:
     """Planted strength offsets, shape (n_models, n_groups), rating points (0 = none).
 
     ``round(weak_share * n_models)`` models get ``weaknesses`` (inclusive range) groups each
     with an offset of minus U(``weakness_points``); ``round(strong_share * n_models)`` models
     get one group with plus U(``strength_points``). Only groups whose prompt count lies in
-    ``group_size`` (inclusive) are eligible; a (model, group) cell holds at most one offset.
+    ``group_size`` (inclusive) are eligible, and only those ``allowed`` ((n_groups,) bool, default
+    all); a (model, group) cell holds at most one offset.
     """
     off = np.zeros((n_models, len(group_sizes)))
-    eligible = np.flatnonzero((group_sizes >= group_size[0]) & (group_sizes <= group_size[1]))
+    ok = (group_sizes >= group_size[0]) & (group_sizes <= group_size[1])
+    eligible = np.flatnonzero(ok & (True if allowed is None else np.asarray(allowed, bool)))
     if len(eligible) == 0 or n_models == 0:
         return off
     n_weak = min(n_models, round(weak_share * n_models))

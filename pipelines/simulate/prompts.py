@@ -132,13 +132,8 @@ GROUPS: dict[str, tuple[str, str]] = {
     ),
 }
 
-SCRIPTS = (  # (language, character class); the first whose letters make >= 20% of all letters
-    ("Japanese", "[\u3040-\u30ff]"),
-    ("Korean", "[\uac00-\ud7af]"),
-    ("Chinese", "[\u4e00-\u9fff]"),
-    ("Russian", "[\u0400-\u04ff]"),
-    ("Arabic", "[\u0600-\u06ff]"),
-)
+# groups defined by the prompt's language (detect_language), not by a pattern
+LANGUAGE_GROUPS: dict[str, str] = {"non_english": "prompts not written in English"}
 
 
 @dataclass(frozen=True)
@@ -201,13 +196,12 @@ def _usable(text: object, max_chars: int) -> bool:
 
 
 def detect_language(text: str) -> str:
-    """A language name from the dominant non-Latin script, else 'English' (a crude stand-in
-    for the arena's language detector; enough to give the language filter something to do)."""
-    letters = sum(ch.isalpha() for ch in text) or 1
-    for name, cls in SCRIPTS:
-        if len(re.findall(cls, text)) >= 0.2 * letters:
-            return name
-    return "English"
+    """The prompt's language name (py3langid on its prose, :func:`pipelines.tree.language.language_of`;
+    'Chinese', 'Spanish', 'Cyrillic script', ...), 'English' when it names no other language."""
+    from ..tree.language import language_of
+    from ..tree.markup import plain_segments
+
+    return language_of(plain_segments(text).prose) or "English"
 
 
 def load_prompt_pool(data_dir: Path, *, math_prompts: int = 1000, max_prompt_chars: int = 4000) -> PromptPool:
@@ -245,11 +239,18 @@ def load_prompt_pool(data_dir: Path, *, math_prompts: int = 1000, max_prompt_cha
     )
 
 
-def group_membership(texts: list[str], groups: dict[str, tuple[str, str]] = GROUPS) -> np.ndarray:
+def group_membership(
+    texts: list[str],
+    groups: dict[str, tuple[str, str]] = GROUPS,
+    languages: list[str] | None = None,
+) -> np.ndarray:
     """Boolean membership, shape (n_groups, n_prompts): row g marks the prompts whose text
-    matches group g's pattern (case-insensitive search)."""
-    out = np.zeros((len(groups), len(texts)), dtype=bool)
+    matches group g's pattern (case-insensitive search); with ``languages`` (one name per prompt),
+    the rows of :data:`LANGUAGE_GROUPS` follow (``non_english``: language is not 'English')."""
+    out = np.zeros((len(groups) + (len(LANGUAGE_GROUPS) if languages is not None else 0), len(texts)), bool)
     for g, (_, pattern) in enumerate(groups.values()):
         rx = re.compile(pattern, re.IGNORECASE)
         out[g] = [rx.search(t) is not None for t in texts]
+    if languages is not None:
+        out[len(groups)] = np.asarray(languages, dtype=object) != "English"
     return out

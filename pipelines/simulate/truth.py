@@ -24,7 +24,9 @@ lists in the order given):
   shown), refusal_rate, identity_leak_rate}}];
 * ``planted``: [{model, group, points, kind: 'weakness' | 'strength', n_prompts}];
 * ``groups``: [{name, description, pattern (Python regex, searched case-insensitively in the
-  prompt text), flags: 'IGNORECASE', eligible (size within params.group_size), n_prompts,
+  prompt text; null for a language group), flags: 'IGNORECASE' (null for a language group),
+  rule ('pattern', or "language != 'English'" for ``non_english``: the prompt's language as
+  ``prompts.detect_language`` names it), eligible (size within params.group_size), n_prompts,
   n_votes, prompt_ids (sorted; every pool prompt matching, = text_hash(prompt text) as the
   importer computes it), question_ids (votes on those prompts, file order), expected_ratings
   {model: points or null} (plain BT on the expected outcomes of the group's votes)}];
