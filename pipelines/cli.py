@@ -21,6 +21,7 @@ from .paths import PROJECT_ROOT
 # audit keys for --help (pipelines.audit.run.AUDITS, listed here so the parser stays import-light)
 AUDIT_KEYS = (
     "anomalous_voters",
+    "voter_types",
     "position",
     "style",
     "refusal",
