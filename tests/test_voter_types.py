@@ -142,7 +142,8 @@ def test_evidence_and_table(planted):
 def _hand_built(seed: int = 0) -> pd.DataFrame:
     """A crowd of 30 voters voting by Bradley–Terry with ties, plus one voter of each type (60
     votes each): 'left' (always model_a), 'fan' (m3, the weakest, in every battle and always its
-    winner), 'long' (the longer answer always wins), 'coin' (either model at random, ties 10%)."""
+    winner), 'long' (the longer answer always wins), 'coin' (either model at random, ties 10%),
+    and 'sharp' (never ties, always the stronger model)."""
     rng = np.random.default_rng(seed)
     strength = np.array([1.5, 0.5, -0.5, -1.5])
 
@@ -173,11 +174,16 @@ def _hand_built(seed: int = 0) -> pd.DataFrame:
     long = battles(60, "long")
     long = long[long["tokens_a"] != long["tokens_b"]].copy()
     long["winner"] = np.where(long["tokens_a"] > long["tokens_b"], "model_a", "model_b")
+    sharp = battles(60, "sharp")  # never ties, always the stronger model: decisive, not random
+    left_stronger = (
+        strength[sharp["model_a"].str[1].astype(int)] > strength[sharp["model_b"].str[1].astype(int)]
+    )
+    sharp["winner"] = np.where(left_stronger, "model_a", "model_b")
     coin = battles(60, "coin")
     coin["winner"] = rng.choice(
         ["model_a", "model_b", "tie", "tie_bothbad"], len(coin), p=[0.45, 0.45, 0.05, 0.05]
     )
-    frame = pd.concat([*parts, left, fan, long, coin], ignore_index=True)
+    frame = pd.concat([*parts, left, fan, long, coin, sharp], ignore_index=True)
     for k in ("headers", "lists", "bold"):
         frame[f"{k}_a"] = 0
         frame[f"{k}_b"] = 0
@@ -194,6 +200,8 @@ def test_hand_built_voter_of_each_type(seed):
     assert t.loc["left", "left_rate"] == 1.0 and t.loc["left", "evidence"].startswith("left on 100% of 60")
     assert t.loc["fan", "favourite"] == "m3" and t.loc["fan", "favourite_wins"] == 60
     assert t.loc["long", "longer_wins"] == 1.0
+    # the random test sees the sharp voter's missing ties, but its decisive votes follow the crowd
+    assert t.loc["sharp", "p_random"] == 1.0 and t.loc["sharp", "type"] != "random"
     crowd = t[t.index.str.startswith("crowd")]
     assert crowd["flagged"].sum() <= 1
 
@@ -241,8 +249,11 @@ def test_llr_tail_matches_exact_convolution():
         exact = mass[support >= t].sum()
         got = np.exp(lattice_tail(values, q, np.zeros(m, dtype=int), np.array([t]), 1))[0]
         assert 0.9 < got / exact < 1.1, (t, got, exact)
-    # non-integer values (the random test's log-likelihood ratios): against the same exact law
-    scaled = values * 0.37 + rng.normal(0, 0.01, values.shape)
+    # non-integer values (the random test's log-likelihood ratios), 8 variables: the exact law by
+    # convolution has 4^8 atoms
+    m = 8
+    q = q[:m]
+    scaled = values[:m] * 0.37 + rng.normal(0, 0.01, (m, 4))
     dist = {0.0: 1.0}
     for i in range(m):
         nxt = {}
