@@ -21,6 +21,7 @@ from .paths import PROJECT_ROOT
 # audit keys for --help (pipelines.audit.run.AUDITS, listed here so the parser stays import-light)
 AUDIT_KEYS = (
     "anomalous_voters",
+    "voter_types",
     "position",
     "style",
     "refusal",
@@ -503,6 +504,12 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _strong_anomalies() -> dict:
+    from .simulate.population import STRONG_ANOMALIES
+
+    return STRONG_ANOMALIES
+
+
 def _parse_mix(text: str | None, option: str = "--voter-mix", example: str = "unbiased=0.8,position=0.2"):
     """``NAME=NUMBER,...`` as a dict (None for no text); ArenatreeError naming ``option`` otherwise."""
     if not text:
@@ -544,6 +551,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         seed=args.seed,
         fmt=args.format,
         voter_mix=_parse_mix(args.voter_mix),
+        voter_params=_strong_anomalies() if args.strong_anomalies else None,
         refusal_groups=_parse_mix(args.refusal_groups, "--refusal-groups", "health_medicine=2"),
         vote_truth=not args.no_vote_truth,
         progress=progress,
@@ -923,6 +931,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--refusal-groups",
         metavar="GROUP=LOGODDS,...",
         help="extra penalty against refusing on a prompt group, e.g. health_medicine=2",
+    )
+    s.add_argument(
+        "--strong-anomalies",
+        action="store_true",
+        help="position voters click left, length voters pick the longer answer, fans vote only on "
+        "battles with their model (pipelines.simulate.population.STRONG_ANOMALIES)",
     )
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_simulate)

@@ -17,7 +17,8 @@ What it can see (simulator, 100k votes, 12 models, 1000 voters): random clickers
 votes 96% flagged, no unbiased voter flagged; fans only when their favourite is the weaker side
 (26%; :mod:`.concentrated` is the fan detector); voters with a mild left bias (0.7-1.5 log-odds)
 not at all, since each of their votes is individually ordinary (a left bias of 4-6 log-odds:
-85% at >= 100 votes). Per-voter side preference is a job for a side-aware test.
+85% at >= 100 votes). Per-voter side preference is a job for a side-aware test: :mod:`.voter_types`
+tests and labels each voter as always one side, always one model, length-loving or random.
 
 E-value variant: we searched public code (FastChat / LMArena repositories, issues and pages)
 for FastChat's own e-value anomaly code and did not find it, so this module implements the

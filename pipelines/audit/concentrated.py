@@ -72,14 +72,21 @@ def chernoff_tail(s: np.ndarray, p: np.ndarray, cell: np.ndarray, n_cells: int) 
     [0, 1] scores with means ``p`` (n_entries,) in cell ``cell`` (n_entries,) int; ``s``
     (n_cells,) the observed sums. Chernoff bound with the Bernoulli MGF, minimised over lambda by
     bisection on the saddlepoint equation (any lambda gives a valid bound). 1 where s <= mean;
-    prod p_i where s reaches the cell's size (the exact probability of a clean sweep)."""
+    prod p_i where s reaches the cell's size (the exact probability of a clean sweep).
+    ``exp`` of :func:`log_chernoff_tail`."""
+    return np.exp(log_chernoff_tail(s, p, cell, n_cells))
+
+
+def log_chernoff_tail(s: np.ndarray, p: np.ndarray, cell: np.ndarray, n_cells: int) -> np.ndarray:
+    """Natural log of :func:`chernoff_tail`'s bound, shape (n_cells,), <= 0: stays finite where the
+    bound itself underflows (a fan's sweep of hundreds of battles)."""
     p = np.clip(p, 1e-12, 1 - 1e-12)
     size = np.bincount(cell, minlength=n_cells).astype(np.float64)
     mean = np.bincount(cell, weights=p, minlength=n_cells)
-    out = np.ones(n_cells)
+    out = np.zeros(n_cells)
     sweep = s >= size - 1e-9
     log_prod = np.bincount(cell, weights=np.log(p), minlength=n_cells)
-    out[sweep] = np.exp(log_prod[sweep])
+    out[sweep] = log_prod[sweep]
     active = (s > mean + 1e-12) & ~sweep
     if not active.any():
         return out
@@ -96,7 +103,7 @@ def chernoff_tail(s: np.ndarray, p: np.ndarray, cell: np.ndarray, n_cells: int) 
         hi = np.where(below, hi, lam)
     lam = 0.5 * (lo + hi)
     k0 = np.bincount(c, weights=np.log1p(pp * np.expm1(lam[c])), minlength=n_cells)
-    bound = np.exp(np.minimum(0.0, -(lam * s - k0)))
+    bound = np.minimum(0.0, -(lam * s - k0))
     out[active] = bound[active]
     return out
 

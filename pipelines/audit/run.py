@@ -26,6 +26,7 @@ from .result import Finding
 # key -> (module under pipelines.audit, function). Order = the order of the report and the page.
 AUDITS: dict[str, tuple[str, str]] = {
     "anomalous_voters": ("anomalous", "anomalous_voters"),
+    "voter_types": ("voter_types", "voter_types"),
     "position": ("position", "position_preference"),
     "style": ("style_bias", "style_preference"),
     "refusal": ("refusal", "refusal_handling"),

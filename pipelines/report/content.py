@@ -464,7 +464,7 @@ def methods_section(ctx: _Context, params: dict) -> Section:
         "votes (multinomial over the cells). Per-instance data: accuracy with Clopper–Pearson intervals. "
         "Style control: LMArena's method (Li, Angelopoulos, Chiang 2024). Capability tree: EvalTree "
         "(Zeng et al. 2025) recursive spherical k-means over MiniLM embeddings. Weaknesses: EvalTree's "
-        "extraction at tau. Voter audit: ten audits (pipelines/audit), flags Benjamini–Hochberg adjusted."
+        "extraction at tau. Voter audit: eleven audits (pipelines/audit), flags Benjamini–Hochberg adjusted."
     )
     s.table(
         "parameters", pd.DataFrame({"parameter": list(params), "value": [_param(v) for v in params.values()]})

@@ -30,7 +30,15 @@ import numpy as np
 from .. import __version__
 from ..errors import ArenatreeError
 from ..paths import shared_data_dir
-from .population import DEFAULT_VOTER_MIX, VOTER_TYPES, check_mix, make_models, make_voters, plant_offsets
+from .population import (
+    DEFAULT_VOTER_MIX,
+    VOTER_TYPES,
+    check_mix,
+    check_voter_params,
+    make_models,
+    make_voters,
+    plant_offsets,
+)
 from .prompts import GROUPS, LANGUAGE_GROUPS, PromptPool, group_membership, load_prompt_pool
 from .texts import MAX_TOKENS, REFUSALS, STREAM_WORDS, build_responses
 from .truth import SCHEMA, dump_truth, write_vote_truth
@@ -46,6 +54,7 @@ from .votes import (
     outcome_probabilities,
     sample_battles,
     sample_outcomes,
+    seat_favourites,
 )
 from .write import FORMATS, write_votes
 
@@ -152,6 +161,7 @@ def simulate(
     progress: ProgressFn | None = None,
     fmt: str = "parquet",
     voter_mix: Mapping[str, float] | None = None,
+    voter_params: Mapping[str, float | tuple[float, float]] | None = None,
     math_prompts: int = 1000,
     max_prompt_chars: int = 4000,
     strength_spread: float = 500.0,
@@ -177,7 +187,10 @@ def simulate(
 
     Sizes: ``votes`` votes between ``models`` models cast by ``voters`` voters whose types
     follow ``voter_mix`` (shares over VOTER_TYPES; default DEFAULT_VOTER_MIX; e.g.
-    ``{"unbiased": 1}`` for an honest arena). Prompts: the real prompts under ``data_dir``
+    ``{"unbiased": 1}`` for an honest arena) with parameters drawn from ``voter_params``
+    (overrides of :data:`.population.VOTER_PARAMS`, each a (min, max) range or one value; e.g.
+    :data:`.population.STRONG_ANOMALIES` for always-left, length-loving and always-one-model
+    voters). Prompts: the real prompts under ``data_dir``
     (default: the bundled data), ``math_prompts`` MATH problems among them, none longer than
     ``max_prompt_chars`` characters.
 
@@ -205,6 +218,7 @@ def simulate(
     t0 = time.perf_counter()
     _check(votes, models, voters, fmt, tie_rate, bothbad_share)
     mix = check_mix(DEFAULT_VOTER_MIX if voter_mix is None else voter_mix)
+    ranges = check_voter_params(voter_params)
     coefs = dict(DEFAULT_STYLE_COEFS if style_coefs is None else style_coefs)
     bad = sorted(set(coefs) - set(STYLE_FEATURES))
     if bad:
@@ -230,8 +244,9 @@ def simulate(
     report("prompts", 1, 1)
 
     # ---- population
-    r_models, r_offsets, r_voters, r_answers, r_battles, r_outcomes = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(6)
+    # spawn(7)'s first six children are spawn(6)'s: the seventh (fans' seats) changes nothing else
+    r_models, r_offsets, r_voters, r_answers, r_battles, r_outcomes, r_seats = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(7)
     )
     mod = make_models(models, r_models, spread=strength_spread)
     offsets = plant_offsets(
@@ -246,11 +261,12 @@ def simulate(
         group_size=group_size,
         allowed=_plant_mask(plant_groups),
     )
-    vot = make_voters(voters, mix, models, mod.popularity, r_voters, prefix=prefix)
+    vot = make_voters(voters, mix, models, mod.popularity, r_voters, prefix=prefix, params=voter_params)
     plan = _plan_responses(mod, n_prompts, r_answers)
 
     # ---- battles, and the answers they show (one per (model, prompt), reused)
     bat = sample_battles(votes, n_prompts, mod.popularity, vot.activity, r_battles, start=t_start, days=days)
+    seat_favourites(bat, vot, r_seats)
     flat_a = bat["a"] * n_prompts + bat["prompt"]
     flat_b = bat["b"] * n_prompts + bat["prompt"]
     used = np.unique(np.concatenate([flat_a, flat_b]))
@@ -356,6 +372,7 @@ def simulate(
             "data_dir": str(data),
             "fmt": fmt,
             "voter_mix": mix,
+            "voter_params": {k: list(r) for k, r in ranges.items()},
             "math_prompts": math_prompts,
             "max_prompt_chars": max_prompt_chars,
             "strength_spread": strength_spread,
@@ -417,7 +434,8 @@ def simulate(
                 "length": "+length_coef * d_tokens (on top of the global style term)",
                 "refusal_averse": "-refusal_penalty * (refusal_a - refusal_b) (on top of the global term)",
                 "random": "fixed outcome probabilities p_model_a, p_model_b, p_tie, p_tie_bothbad",
-                "fan": "votes for `model` with probability `loyalty` when it is in the battle, else unbiased",
+                "fan": "votes for `model` with probability `loyalty` when it is in the battle, else "
+                "unbiased; with `presence`, each of its battles shows `model` with that probability",
             },
             "expected_ratings": "plain Bradley-Terry (ties as half, mean 1000) on the expected outcome "
             "counts of the simulated battles: expected_rating with every term, "

@@ -31,6 +31,28 @@ LENGTH_COEF = (2.0, 4.0)  # extra log-odds per unit of (tokens_a - tokens_b) / (
 REFUSAL_EXTRA = (2.0, 4.0)  # extra log-odds against a side that refused
 RANDOM_TIE = (0.0, 0.2)  # a random clicker's probability of a tie (half of them both-bad)
 FAN_LOYALTY = 1.0  # probability that a fan votes for the favourite when it is in the battle
+FAN_PRESENCE = 0.0  # probability that a fan's battle is made to show the favourite (0: battles as anyone's)
+# Each voter parameter and its default range (min, max), drawn uniformly per voter of the type;
+# ``simulate(voter_params=...)`` overrides any of them with a range or one value.
+VOTER_PARAMS: dict[str, tuple[float, float]] = {
+    "position_logit": POSITION_LOGIT,
+    "length_coef": LENGTH_COEF,
+    "refusal_penalty": REFUSAL_EXTRA,
+    "random_tie": RANDOM_TIE,
+    "fan_loyalty": (FAN_LOYALTY, FAN_LOYALTY),
+    "fan_presence": (FAN_PRESENCE, FAN_PRESENCE),
+}
+# Strong, unmistakable anomalies (issue 15, "anomalous voters"): position voters who click left
+# on ~99.7% of decisive votes (and tie on ~5% of votes, not ~34%), length voters who pick the
+# longer answer on ~96% of them (ties ~10%), fans who vote only on battles that show their model
+# and always for it (always-one-model). Random clickers keep their default. Measured on seed 1
+# of bench/bench_voter_types.py, which uses it, as does tests/test_voter_types.py.
+STRONG_ANOMALIES: dict[str, tuple[float, float]] = {
+    "position_logit": (6.0, 8.0),
+    "length_coef": (20.0, 30.0),
+    "fan_loyalty": (1.0, 1.0),
+    "fan_presence": (1.0, 1.0),
+}
 
 
 @dataclass(frozen=True)
@@ -136,6 +158,7 @@ class Voters:
     random_tie: np.ndarray  # tie probability of a random clicker, else 0
     fan_of: np.ndarray  # model index the fan votes for, -1 for non-fans
     loyalty: np.ndarray  # probability a fan votes for the favourite when present, else 0
+    presence: np.ndarray  # probability a fan's battle is made to show the favourite, else 0
 
     def params(self, j: int, model_names: list[str]) -> dict:
         """The planted parameters of voter ``j`` (only those of its type)."""
@@ -151,7 +174,10 @@ class Voters:
             half = (1 - tie) / 2
             return {"p_model_a": half, "p_model_b": half, "p_tie": tie / 2, "p_tie_bothbad": tie / 2}
         if t == "fan":
-            return {"model": model_names[self.fan_of[j]], "loyalty": float(self.loyalty[j])}
+            out = {"model": model_names[self.fan_of[j]], "loyalty": float(self.loyalty[j])}
+            if self.presence[j] > 0:
+                out["presence"] = float(self.presence[j])
+            return out
         return {}
 
 
@@ -166,6 +192,25 @@ def check_mix(mix: Mapping[str, float]) -> dict[str, float]:
     return dict(zip(VOTER_TYPES, np.round(w / w.sum(), 9).tolist(), strict=True))
 
 
+def check_voter_params(
+    overrides: Mapping[str, float | tuple[float, float]] | None,
+) -> dict[str, tuple[float, float]]:
+    """VOTER_PARAMS with ``overrides`` (a range (min, max) or one value per key) applied; ArenatreeError
+    on unknown keys or min > max; loyalty and presence must lie in [0, 1]."""
+    out = dict(VOTER_PARAMS)
+    for key, value in (overrides or {}).items():
+        if key not in VOTER_PARAMS:
+            known = ", ".join(VOTER_PARAMS)
+            raise ArenatreeError(f"unknown voter parameter {key!r} (known: {known})")
+        lo, hi = (float(value), float(value)) if np.isscalar(value) else (float(value[0]), float(value[1]))
+        if not lo <= hi or (key.startswith("fan_") and not 0 <= lo <= hi <= 1):
+            raise ArenatreeError(
+                f"voter parameter {key} needs min <= max (within [0, 1] for fans), got {value}"
+            )
+        out[key] = (lo, hi)
+    return out
+
+
 def make_voters(
     n: int,
     mix: Mapping[str, float],
@@ -175,10 +220,14 @@ def make_voters(
     *,
     prefix: str,
     activity_sigma: float = 1.0,
+    params: Mapping[str, float | tuple[float, float]] | None = None,
 ) -> Voters:
     """``n`` voters ``<prefix>user<j>``; type counts follow ``mix`` (largest-remainder
     rounding, so they are exact), assigned in random order. Activity is lognormal(0,
-    ``activity_sigma``): a few voters cast many votes, as in real arenas."""
+    ``activity_sigma``): a few voters cast many votes, as in real arenas. ``params``: overrides
+    of :data:`VOTER_PARAMS` (see :func:`check_voter_params`); fan loyalty and presence are drawn only
+    when given as a range, so the default draws are those of the fixed defaults."""
+    ranges = check_voter_params(params)
     shares = np.array(list(check_mix(mix).values()))
     raw = shares * n
     counts = np.floor(raw).astype(np.int64)
@@ -191,12 +240,17 @@ def make_voters(
         v = np.round(rng.uniform(lo_hi[0], lo_hi[1], n), 3)
         return np.where(types == VOTER_TYPES.index(t), v, 0.0)
 
-    position = draw("position", POSITION_LOGIT)
-    length = draw("length", LENGTH_COEF)
-    refusal = draw("refusal_averse", REFUSAL_EXTRA)
-    random_tie = draw("random", RANDOM_TIE)
+    position = draw("position", ranges["position_logit"])
+    length = draw("length", ranges["length_coef"])
+    refusal = draw("refusal_averse", ranges["refusal_penalty"])
+    random_tie = draw("random", ranges["random_tie"])
     fav = rng.choice(n_models, size=n, p=model_popularity)
     is_fan = types == VOTER_TYPES.index("fan")
+
+    def fixed_or_drawn(key: str) -> np.ndarray:
+        lo, hi = ranges[key]
+        return np.full(n, lo) if lo == hi else draw("fan", (lo, hi))
+
     width = len(str(max(n - 1, 0)))
     return Voters(
         judges=[f"{prefix}user{j:0{width}d}" for j in range(n)],
@@ -207,5 +261,6 @@ def make_voters(
         refusal=refusal,
         random_tie=random_tie,
         fan_of=np.where(is_fan, fav, -1),
-        loyalty=np.where(is_fan, FAN_LOYALTY, 0.0),
+        loyalty=np.where(is_fan, fixed_or_drawn("fan_loyalty"), 0.0),
+        presence=np.where(is_fan, fixed_or_drawn("fan_presence"), 0.0),
     )

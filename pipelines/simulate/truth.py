@@ -5,7 +5,9 @@ lists in the order given):
 
 * ``schema``, ``generator`` {module, version};
 * ``params``: every keyword of :func:`pipelines.simulate.simulate` as used (``voter_mix``
-  normalised to sum 1, ranges as [min, max] lists, ``start`` as unix seconds, ``data_dir`` a
+  normalised to sum 1, ranges as [min, max] lists, ``voter_params`` every voter parameter's
+  range {position_logit, length_coef, refusal_penalty, random_tie, fan_loyalty, fan_presence:
+  [min, max]} with the overrides applied, ``start`` as unix seconds, ``data_dir`` a
   string, ``id_prefix`` resolved);
 * ``files`` {votes: file name inside the output folder, format, adapter:
   'arena-conversations', vote_truth: 'votes_truth.parquet' or null};
@@ -34,7 +36,8 @@ lists in the order given):
 * ``voters``: [{judge, type ('unbiased' | 'position' | 'length' | 'refusal_averse' | 'random' |
   'fan'), params (position: {position_logit}; length: {length_coef}; refusal_averse:
   {refusal_penalty}; random: {p_model_a, p_model_b, p_tie, p_tie_bothbad}; fan: {model,
-  loyalty}; unbiased: {}), activity (share of votes expected), votes, observed {outcome
+  loyalty, presence (only when > 0: the probability that each of its battles was made to show
+  `model`)}; unbiased: {}), activity (share of votes expected), votes, observed {outcome
   label: count}, expected {outcome label: mean probability over its votes}}];
 * ``prompts``: [{prompt_id, source, source_id, language, groups [names], votes}] for the
   whole pool (``votes`` = 0 for prompts no vote used; only used prompts reach the store).

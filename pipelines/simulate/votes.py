@@ -22,7 +22,10 @@ into natural log-odds):
   (refusal_a + refusal_b) - BOTHBAD_QUALITY * ((r_a + r_b) / 2 - 1000) / 200)``, else 'tie';
 * random clickers ignore all of it: fixed probabilities (1 - t)/2, (1 - t)/2, t/2, t/2;
 * fans: when their model is in the battle they vote for it with probability ``loyalty``,
-  otherwise (and when it is absent) they vote like an unbiased voter.
+  otherwise (and when it is absent) they vote like an unbiased voter. A fan with ``presence``
+  > 0 votes on battles that show its model more often: each of its battles is, with probability
+  ``presence``, made to show the favourite (:func:`seat_favourites`; a voter who only votes
+  when it spots its model).
 """
 
 from __future__ import annotations
@@ -73,6 +76,24 @@ def sample_battles(
     ticks = round(start * 1e4) + np.sort(rng.integers(0, int(days * 86400 * 1e4), n))
     tstamp = ticks / 1e4
     return {"prompt": prompt, "a": a, "b": b, "judge": judge, "tstamp": tstamp}
+
+
+def seat_favourites(battles: dict[str, np.ndarray], voters: Voters, rng: np.random.Generator) -> None:
+    """Put each fan's favourite into its battles, in place: with probability ``presence[judge]`` a
+    battle that does not show the favourite gets it on a side drawn 50/50 (the other side stays, so
+    the two models remain distinct and neither side is favoured). Draws nothing when no voter has
+    a presence (the default), so default arenas are unchanged."""
+    j = battles["judge"]
+    presence = voters.presence[j]
+    if not (presence > 0).any():
+        return
+    fav = voters.fan_of[j]
+    u = rng.uniform(size=(2, len(j)))
+    move = (u[0] < presence) & (fav >= 0) & (battles["a"] != fav) & (battles["b"] != fav)
+    left = move & (u[1] < 0.5)
+    right = move & ~left
+    battles["a"] = np.where(left, fav, battles["a"])
+    battles["b"] = np.where(right, fav, battles["b"])
 
 
 def style_diff(xa: np.ndarray, xb: np.ndarray) -> np.ndarray:
