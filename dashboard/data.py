@@ -28,7 +28,9 @@ from pipelines.audit import frame as audit_frame
 from pipelines.audit import run as audit_run
 from pipelines.audit import stored as audit_stored
 from pipelines.errors import ArenatreeError, NotApplicable
+from pipelines.node_rank_sets import node_rank_sets as _joint_node_sets
 from pipelines.tree import read as tree_read
+from pipelines.vote_drop import board_drops
 
 Version = tuple[int, int, int]  # store.snapshot_version: (inode, mtime ns, write_seq)
 
@@ -811,6 +813,54 @@ def weighted_leaderboard(
     return _weighted(
         str(db_path()), snapshot_version(), dataset, _key(filters), tree_id, int(node), key,
         int(rounds), int(seed), float(level),
+    )  # fmt: skip
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _vote_drop(
+    db: str, version: Version, dataset: str, filters: tuple, tree_id: str | None, node: int, top_k: int,
+    method: str,
+) -> list[dict]:  # fmt: skip
+    return board_drops(_battles(db, version, dataset, filters, tree_id, node), method, top_k=top_k)
+
+
+def vote_drop(
+    dataset: str,
+    filters: FilterArgs,
+    tree_id: str | None = None,
+    node: int = ROOT,
+    *,
+    top_k: int = 3,
+    method: str = "bt",
+) -> list[dict]:
+    """How many of the votes :func:`battles` selects must be removed to change the Bradley–Terry #1
+    and the top ``top_k`` (:func:`pipelines.vote_drop.board_drops`; for Rao–Kupper only a sentence
+    saying why not): one dict each, with its ``sentence``."""
+    key = _key(filters)
+    return _vote_drop(
+        str(db_path()), snapshot_version(), dataset, key, tree_id, int(node), int(top_k), method
+    )
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _node_rank_sets(
+    db: str, version: Version, dataset: str, filters: tuple, tree_id: str, node: int, rounds: int, seed: int,
+    level: float,
+) -> pd.DataFrame:  # fmt: skip
+    _, cells = _node_slices(db, version, dataset, filters, tree_id, node)
+    return _joint_node_sets(cells, rounds, seed, level)
+
+
+def node_rank_sets(
+    dataset: str, filters: FilterArgs, tree_id: str, node: int = ROOT, *, rounds: int = 100, seed: int = 0,
+    level: float = 0.95,
+) -> pd.DataFrame:  # fmt: skip
+    """Rank sets of every model in every child of ``node`` (the slices of :func:`node_slices`)
+    that hold for all of them at once (:func:`pipelines.node_rank_sets.node_rank_sets`; the
+    sentence saying how in ``attrs['method']``)."""
+    return _node_rank_sets(
+        str(db_path()), snapshot_version(), dataset, _key(filters), tree_id, int(node), int(rounds),
+        int(seed), float(level),
     )  # fmt: skip
 
 

@@ -447,6 +447,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
             rounds=args.bootstrap,
             seed=args.seed,
             anchor=args.anchor,
+            top_k=args.top_k,
         )
     if args.json:
         _print_json(board.as_dict())
@@ -491,6 +492,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
             f"rounds; rank set: a {board.params['level']:.0%} confidence set for every model's rank at "
             "once (max-t bootstrap); P(#1): share of rounds in which it rates highest"
         )
+    for drop in board.extra.get("vote_drop", []):
+        print(f"vote drop: {drop['sentence']}")
     if board.coefficients is not None:
         print(
             f"style coefficients (log-odds per SD; {board.extra['battles_used']:,} battles with style data):"
@@ -831,6 +834,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--bootstrap", type=int, default=100, metavar="R", help="bootstrap rounds (default 100)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--anchor", metavar="MODEL", help="pin this model at 1000 (default: mean 1000)")
+    s.add_argument(
+        "--top-k", type=int, default=3, metavar="K", help="vote-drop robustness of the top K too (default 3)"
+    )
     _add_filter_arguments(s)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_leaderboard)

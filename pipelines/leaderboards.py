@@ -23,6 +23,7 @@ from .scores import clopper_pearson_interval, proportion_table, wilson_interval
 from .slices import spread_leaderboard
 from .store import one
 from .tree.read import resolve_tree
+from .vote_drop import board_drops
 
 METHODS = ("bt", "rao-kupper")
 
@@ -122,13 +123,16 @@ def build_leaderboard(
     seed: int = 0,
     level: float = 0.95,
     anchor: str | None = None,
+    top_k: int = 3,
 ) -> Leaderboard:
     """The leaderboard of ``dataset`` (optionally only the items under ``node`` of its tree).
 
     Pairwise datasets: Bradley–Terry (``method='bt'``, ties as half a win) or Rao–Kupper, with
     ``rounds`` multinomial bootstrap rounds from ``seed``; ``style=True`` adds LMArena's style
-    control. Per-instance datasets: accuracy with Clopper–Pearson intervals (``filters``,
-    ``method``, ``style`` and ``rounds`` do not apply and must be left at their defaults).
+    control; ``extra['vote_drop']`` says how many votes must be removed to change #1 and the top
+    ``top_k`` (:func:`pipelines.vote_drop.board_drops`). Per-instance datasets: accuracy with
+    Clopper–Pearson intervals (``filters``, ``method``, ``style`` and ``rounds`` do not apply and must
+    be left at their defaults).
     """
     if method not in METHODS:
         raise ArenatreeError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
@@ -140,7 +144,7 @@ def build_leaderboard(
         tree_id = resolve_tree(con, dataset, tree_id)
         prompt_ids, description = subtree_prompt_ids(con, tree_id, node)
     params = {"method": method, "style_control": style, "rounds": rounds, "seed": seed, "level": level}
-    params |= {"anchor": anchor, "filters": filters.key()}
+    params |= {"anchor": anchor, "filters": filters.key(), "top_k": top_k}
     if kind == "instances":
         if not filters.is_default() or style or method != "bt":
             raise ArenatreeError(
@@ -181,12 +185,14 @@ def build_leaderboard(
         board.table, board.coefficients = fit.leaderboard, fit.coefficients
         board.extra["battles_used"] = int(fit.battles_used)
         board.extra["battles_dropped"] = int(fit.battles_dropped)
+        board.extra["vote_drop"] = board_drops(votes, method, style, top_k)
         return with_design_notes(board, votes)
     # the plain fit plus each model's rank range and P(#1) from the same bootstrap rounds
     board.table = spread_leaderboard(votes, rounds, seed, level, method=method, anchor=anchor)
     if method == "rao-kupper":
         board.extra["theta"] = board.table.attrs["theta"]
         board.extra["theta_interval"] = list(board.table.attrs["theta_interval"])
+    board.extra["vote_drop"] = board_drops(votes, method, style, top_k)
     return with_design_notes(board, votes)
 
 

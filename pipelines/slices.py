@@ -77,6 +77,35 @@ def rank_spread(boot: np.ndarray, level: float = 0.95) -> pd.DataFrame:
     )
 
 
+def pair_max_t(point: np.ndarray, boot: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The max-t ingredients of :func:`joint_rank_sets` for one fit: the differences d_ij = r_i - r_j
+    (n, n), their bootstrap standard deviations se_ij (n, n; 0 where unknown) and each round's
+    largest |d*_ij - d_ij| / se_ij over all pairs, (rounds,). ``point`` (n,), ``boot`` (rounds, n)."""
+    point = np.asarray(point, dtype=np.float64)
+    boot = np.asarray(boot, dtype=np.float64)
+    d = point[:, None] - point[None, :]
+    dstar = boot[:, :, None] - boot[:, None, :]
+    se = dstar.std(axis=0)
+    known = se > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(known, np.abs(dstar - d) / np.where(known, se, 1.0), 0.0)
+    return d, se, t.reshape(len(boot), -1).max(axis=1, initial=0.0)
+
+
+def rank_sets_at(d: np.ndarray, se: np.ndarray, c: float) -> pd.DataFrame:
+    """Rank sets from simultaneous intervals d_ij +- c se_ij (``d``, ``se`` from :func:`pair_max_t`):
+    model i's set is [1 + #models surely above it, n - #models surely below it]. Columns set_low,
+    set_high (ints)."""
+    above = (se > 0) & (d - c * se > 0)  # above[i, j]: i is surely rated above j
+    n = len(d)
+    return pd.DataFrame(
+        {
+            "set_low": (1 + above.sum(axis=0)).astype(np.int64),
+            "set_high": (n - above.sum(axis=1)).astype(np.int64),
+        }
+    )
+
+
 def joint_rank_sets(point: np.ndarray, boot: np.ndarray, level: float = 0.95) -> pd.DataFrame:
     """Rank confidence sets that hold for every model at once, at ``level``.
 
@@ -86,25 +115,11 @@ def joint_rank_sets(point: np.ndarray, boot: np.ndarray, level: float = 0.95) ->
     a round (a max-t bootstrap, as in Klein, Wright & Wieczorek 2020 for ranks). Model i's set is
     [1 + #models surely above it, n_models - #models surely below it]. Columns: set_low, set_high
     (ints), in ``point``'s order. Wider than the per-model rank range, and honest about all ranks
-    jointly.
+    jointly. Over many nodes at once see :mod:`pipelines.node_rank_sets`.
     """
-    point = np.asarray(point, dtype=np.float64)
-    boot = np.asarray(boot, dtype=np.float64)
-    n = len(point)
-    d = point[:, None] - point[None, :]
-    dstar = boot[:, :, None] - boot[:, None, :]
-    se = dstar.std(axis=0)
-    known = se > 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = np.where(known, np.abs(dstar - d) / np.where(known, se, 1.0), 0.0)
-    c = float(np.quantile(t.reshape(len(boot), -1).max(axis=1), level)) if len(boot) else np.inf
-    above = known & (d - c * se > 0)  # above[i, j]: i is surely rated above j
-    return pd.DataFrame(
-        {
-            "set_low": (1 + above.sum(axis=0)).astype(np.int64),
-            "set_high": (n - above.sum(axis=1)).astype(np.int64),
-        }
-    )
+    d, se, tmax = pair_max_t(point, boot)
+    c = float(np.quantile(tmax, level)) if len(tmax) else np.inf
+    return rank_sets_at(d, se, c)
 
 
 def with_rank_spread(

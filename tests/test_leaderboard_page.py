@@ -328,3 +328,40 @@ def test_a_crowd_of_judges_lists_the_most_active_and_takes_any(tmp_path: Path, m
     (picker,) = [s for s in at.sidebar.selectbox if s.label == "Judge"]
     assert picker.value == rare and rare in picker.options
     assert metrics(at)["Votes"] == "2" and metrics(at)["Judges"] == "1"
+
+
+def test_vote_drop_sentence_and_joint_node_rank_sets(arena_db: dict, monkeypatch) -> None:
+    from pipelines.node_rank_sets import node_rank_sets
+    from pipelines.vote_drop import leaderboard_drops
+
+    at = open_page(arena_db["db"], monkeypatch, dataset=ARENA, tree=arena_db["tree_id"])
+    votes = votes_of(arena_db["db"])
+    first, top3 = leaderboard_drops(votes, 3)
+    shown = " ".join(t.value for t in at.text)
+    assert first.removed is not None and top3.removed is not None  # alpha leads, the rest is close
+    assert f"#1 changes if {first.removed:,} of {len(votes):,} votes" in shown
+    assert f"then {first.new_top[0]} leads instead of alpha" in shown
+    assert f"The top 3 changes if {top3.removed:,} of" in shown
+    # the models x nodes rank sets: computed only once their expander opens
+    before = len(at.dataframe)
+    at.session_state["node-rank-sets"] = True
+    rerun(at)
+    caption = " ".join(c.value for c in at.caption)
+    assert "for every model in all" in caption and "no Bonferroni" in caption
+    assert len(at.dataframe) == before + 1
+    grids = [d.value for d in at.dataframe if list(d.value.columns[:1]) == ["model"]]
+    (grid,) = [g for g in grids if len(g.columns) > 1 and all(str(c).startswith("#") for c in g.columns[1:])]
+    with store.reader(arena_db["db"]) as con:
+        from pipelines.slices import slice_cells, slice_of_prompt
+
+        top = int(arena_db["nodes"].loc[arena_db["nodes"]["parent_id"].isna(), "node_id"].iloc[0])
+        members = slice_of_prompt(con, arena_db["tree_id"], top)
+    slice_of = pd.Series(members["slice"].to_numpy(), index=members["prompt_id"].to_numpy())
+    kids = arena_db["nodes"].loc[arena_db["nodes"]["parent_id"] == top, "node_id"].tolist()
+    want = node_rank_sets(slice_cells(votes, slice_of, kids), rounds=100)
+    assert grid.shape[1] - 1 == want["node_id"].nunique()
+    first_col = grid.columns[1]
+    node_id = int(first_col.split()[0].lstrip("#"))
+    row = want[(want["node_id"] == node_id) & (want["model"] == "alpha")].iloc[0]
+    cell = grid.set_index("model").loc["alpha", first_col]
+    assert cell == (str(row.set_low) if row.set_low == row.set_high else f"{row.set_low}–{row.set_high}")

@@ -66,3 +66,30 @@ def test_cli_report_and_page_show_the_joint_sets(db, tmp_path, monkeypatch) -> N
     at = open_app_page(db, monkeypatch, "views/leaderboard.py", dataset="votes")
     (table,) = [d.value for d in at.dataframe if "rating" in d.value.columns]
     assert {"set_low", "set_high", "rank_set"} <= set(table.columns)
+
+
+def test_cli_prints_and_returns_the_vote_drop(db) -> None:
+    import json
+
+    from helpers import load, run_cli
+    from shapes import SHAPES
+
+    from pipelines import store
+    from pipelines.battles import load_battles
+    from pipelines.vote_drop import drop_sentence, leaderboard_drops
+
+    load(db, "votes", [SHAPES["no-ties"]()])
+    with store.reader(db) as con:
+        votes = load_battles(con, "votes")
+    want = leaderboard_drops(votes, 2)
+    out = run_cli("leaderboard", "--dataset", "votes", "--top-k", "2", db=db)
+    assert out.returncode == 0, out.stderr
+    for drop in want:
+        assert f"vote drop: {drop_sentence(drop)}" in out.stdout
+    doc = json.loads(run_cli("leaderboard", "--dataset", "votes", "--top-k", "2", "--json", db=db).stdout)
+    assert [d["k"] for d in doc["vote_drop"]] == [1, 2]
+    assert [d["removed"] for d in doc["vote_drop"]] == [d.removed for d in want]
+    rk = json.loads(
+        run_cli("leaderboard", "--dataset", "votes", "--method", "rao-kupper", "--json", db=db).stdout
+    )
+    assert rk["vote_drop"][0]["removed"] is None and "Rao–Kupper" in rk["vote_drop"][0]["sentence"]

@@ -283,3 +283,22 @@ def test_real_data_report(bundled_db, tmp_path):
     out = tmp_path / "llmfao.html"
     write_report(rep, out)
     assert out.stat().st_size > 3_000_000  # plotly.js inline plus the report
+
+
+def test_vote_drop_and_joint_node_rank_sets_are_reported(report_db, arena_report):
+    from pipelines.vote_drop import drop_sentence, leaderboard_drops
+
+    with store.reader(report_db["db"]) as con:
+        from pipelines.battles import load_battles
+
+        votes = load_battles(con, "arena")
+    texts = [b.text for s in arena_report.sections for b in s.blocks]
+    for drop in leaderboard_drops(votes, 3):
+        assert f"Vote-drop robustness: {drop_sentence(drop)}" in texts
+    sets = arena_report.tables()["tree_rank_sets"]
+    listed = set(arena_report.tables()["tree_nodes"]["node_id"])
+    assert set(sets["node_id"]) <= listed and len(set(sets["node_id"])) >= 2
+    assert (sets["set_low"] <= sets["node_set_low"]).all() and (
+        sets["node_set_high"] <= sets["set_high"]
+    ).all()
+    assert any("no Bonferroni" in t and "set_low..set_high = the joint set" in t for t in texts)

@@ -22,6 +22,7 @@ ROUNDS = [50, 100, 200, 500, 1000]  # bootstrap rounds offered
 HEATMAP_MODELS = 20  # models in the heatmaps by default (the top ones)
 WEIGHTS = "w"  # URL query parameter of the slice weights ('node:weight,...')
 OPPONENT = "opponent"  # session-state key and URL query parameter of the drill-down's opponent
+TOP_K = 3  # the vote-drop robustness of the top k (besides #1)
 
 st.title("Leaderboard")
 
@@ -163,6 +164,15 @@ st.caption(
 
 for note in board["notes"]:
     st.info(note, icon=":material/rule:")
+drops = data.vote_drop(dataset, filters, tree_id, node, top_k=TOP_K, method=method)
+with st.container(border=True, key="vote-drop"):
+    for drop in drops:
+        st.text(drop["sentence"])  # plain text: the sentence carries model names
+    st.caption(
+        "Vote-drop robustness: the votes with the most influence on the gap at the top (influence functions "
+        "of the Bradley–Terry fit) are removed until it closes, then the fit is redone without them to check "
+        "the change; the number is the fewest found that way (an upper bound on the true minimum)."
+    )
 
 left, right = st.columns([3, 2], gap="large")
 with left:
@@ -309,6 +319,47 @@ def slice_weighting() -> None:
 
 if tree_id is not None:
     slice_weighting()
+
+
+def node_rank_sets() -> None:
+    """Every model's rank in every child of the node, with sets holding for all of them at once."""
+    frame, _ = data.node_slices(dataset, filters, tree_id, node)
+    if len(frame) < 2 or (frame["votes"] > 0).sum() < 2:
+        return
+    scope = "top-level node" if node == data.ROOT else "child node"
+    box = st.expander(
+        f"Ranks in every {scope} at once (rank sets over models × nodes)",
+        icon=":material/account_tree:",
+        key="node-rank-sets",
+        on_change="rerun",
+    )
+    if not box.open:  # computed only when opened: one bootstrap per node
+        return
+    with box:
+        with st.spinner("Fitting every node…"):
+            sets = data.node_rank_sets(dataset, filters, tree_id, node, rounds=rounds)
+        st.caption(widgets.md_escape(sets.attrs["method"]))
+        if sets.empty:
+            return
+        label_of = widgets.node_option_label(data.tree_nodes(tree_id))
+        span = (
+            sets["set_low"]
+            .astype(str)
+            .where(
+                sets["set_low"] == sets["set_high"],
+                sets["set_low"].astype(str) + "–" + sets["set_high"].astype(str),
+            )
+        )
+        grid = sets.assign(node=sets["node_id"].map(label_of), rank_set=span).pivot(
+            index="model", columns="node", values="rank_set"
+        )
+        order = [m for m in table["model"] if m in grid.index]
+        st.dataframe(grid.loc[order].reset_index(), hide_index=True, key="node-rank-sets-table")
+        widgets.download_csv(sets, f"node-rank-sets-{widgets.slug(dataset)}-{where}.csv", "Rank sets CSV")
+
+
+if tree_id is not None:
+    node_rank_sets()
 
 if style:
     st.subheader("Style control", anchor=False)

@@ -215,6 +215,8 @@ def leaderboard_section(ctx: _Context) -> Section:
     )
     for note in board.extra.get("notes", []):
         s.text(note, "note")
+    for drop in board.extra.get("vote_drop", []):  # how many removed votes would change #1 / the top k
+        s.text(f"Vote-drop robustness: {drop['sentence']}")
     columns = ["rank_ub", "model", "rating", "lower", "upper", "rank_low", "rank_high", "set_low", "set_high"]
     columns += ["p_top", "battles", *(["group"] if "group" in t else [])]
     s.table("leaderboard", t[columns], rows=None)
@@ -342,7 +344,30 @@ def tree_section(ctx: _Context) -> Section:
     )
     s.table("tree_nodes", table)
     s.figure("tree_nodes", figures.bar_figure(table, "size", "description", "items"))
+    if ctx.kind == "pairwise":
+        _node_rank_sets(ctx, s, top_id, where)
     return s
+
+
+def _node_rank_sets(ctx: _Context, s: Section, parent: int, where: str) -> None:
+    """The rank sets of every model in every node listed above, holding for all of them at once
+    (:func:`pipelines.node_rank_sets.node_rank_sets`)."""
+    from ..battles import load_battles
+    from ..node_rank_sets import node_rank_sets
+    from ..slices import slice_cells, slice_of_prompt
+
+    members = slice_of_prompt(ctx.con, ctx.tree_id, parent)
+    if members.empty:
+        return
+    votes = load_battles(ctx.con, ctx.req.dataset, ctx.req.filters)
+    slice_of = pd.Series(members["slice"].to_numpy(), index=members["prompt_id"].to_numpy())
+    kids = sorted(members["slice"].unique().tolist())
+    sets = node_rank_sets(slice_cells(votes, slice_of, kids), ctx.req.rounds, ctx.req.seed, ctx.req.level)
+    s.text(
+        f"Ranks inside each of the {where} (each node's own Bradley–Terry fit). {sets.attrs['method']} "
+        "set_low..set_high = the joint set; node_set_low..node_set_high = the set for that node alone."
+    )
+    s.table("tree_rank_sets", sets)
 
 
 def weaknesses_section(ctx: _Context) -> Section:
@@ -464,7 +489,12 @@ def methods_section(ctx: _Context, params: dict) -> Section:
         "votes (multinomial over the cells). Per-instance data: accuracy with Clopper–Pearson intervals. "
         "Style control: LMArena's method (Li, Angelopoulos, Chiang 2024). Capability tree: EvalTree "
         "(Zeng et al. 2025) recursive spherical k-means over MiniLM embeddings. Weaknesses: EvalTree's "
-        "extraction at tau. Voter audit: eleven audits (pipelines/audit), flags Benjamini–Hochberg adjusted."
+        "extraction at tau. Voter audit: eleven audits (pipelines/audit), flags Benjamini–Hochberg adjusted. "
+        "Rank sets: max-t bootstrap over every pairwise difference (Klein, Wright & Wieczorek 2020); over "
+        "the tree's nodes, over every (node, pair) difference with each node resampled independently. "
+        "Vote-drop robustness: influence functions of the Bradley–Terry fit order the votes (Broderick, "
+        "Giordano & Meager's approximate maximum influence perturbation), and the change of #1 / the top 3 "
+        "is checked by refitting without the removed votes (bisection along that order)."
     )
     s.table(
         "parameters", pd.DataFrame({"parameter": list(params), "value": [_param(v) for v in params.values()]})
