@@ -46,6 +46,12 @@ PAGES: dict[str, list[st.Page]] = {
             icon=":material/trending_down:",
             url_path="weaknesses",
         ),
+        st.Page(
+            "views/compare.py",
+            title="Model vs model",
+            icon=":material/compare_arrows:",
+            url_path="compare",
+        ),
     ],
     "Audit": [
         st.Page(

@@ -23,7 +23,18 @@ import pandas as pd
 import streamlit as st
 
 from pipelines import battles as battles_io
-from pipelines import design, leaderboards, queries, ratings, scores, slices, store, style_control, weaknesses
+from pipelines import (
+    compare,
+    design,
+    leaderboards,
+    queries,
+    ratings,
+    scores,
+    slices,
+    store,
+    style_control,
+    weaknesses,
+)
 from pipelines.audit import frame as audit_frame
 from pipelines.audit import run as audit_run
 from pipelines.audit import stored as audit_stored
@@ -631,6 +642,57 @@ def evidence_results(dataset: str, tree_id: str, node: int, model: str, limit: i
     mine = _results(str(db_path()), snapshot_version(), dataset, model)
     mine = mine[mine["prompt_id"].isin(texts.keys())].sort_values(["score", "instance_id"], kind="stable")
     return _with_prompt_text(mine[["prompt_id", "score", "instance_id"]].head(limit), tree_id, node)
+
+
+# --- model vs model -------------------------------------------------------------------------------
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _comparison(
+    db: str, version: Version, dataset: str, filters: tuple, tree_id: str | None, a: str, b: str, q: float
+) -> pd.DataFrame:
+    with store.reader(db) as con:
+        f = battles_io.Filters(**dict(filters))
+        return compare.compare_models(con, dataset, a, b, tree_id, f, q=q)
+
+
+def comparison(
+    dataset: str, filters: FilterArgs, tree_id: str | None, model_a: str, model_b: str, q: float = 0.05
+) -> pd.DataFrame:
+    """Model A vs model B in every node of ``tree_id`` (None: the whole dataset as one node), as
+    :func:`pipelines.compare.compare_models` returns it (``attrs`` included). Raises ArenatreeError
+    for models the votes under ``filters`` lack."""
+    return _comparison(
+        str(db_path()), snapshot_version(), dataset, _key(filters), tree_id, model_a, model_b, float(q)
+    )
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _comparison_examples(
+    db: str, version: Version, dataset: str, filters: tuple, tree_id: str | None, a: str, b: str, node: int,
+    limit: int,
+) -> pd.DataFrame:  # fmt: skip
+    with store.reader(db) as con:
+        f = battles_io.Filters(**dict(filters))
+        return compare.node_examples(con, dataset, a, b, tree_id, node, f, limit)
+
+
+def comparison_examples(
+    dataset: str,
+    filters: FilterArgs,
+    tree_id: str | None,
+    model_a: str,
+    model_b: str,
+    node: int,
+    limit: int = 10,
+) -> pd.DataFrame:
+    """Up to ``limit`` prompts under ``node`` with both models' answers side by side
+    (:func:`pipelines.compare.node_examples`: prompt, answer_a, answer_b, outcome, ids; raw text,
+    show it through st.text / st.code only)."""
+    return _comparison_examples(
+        str(db_path()), snapshot_version(), dataset, _key(filters), tree_id, model_a, model_b, int(node),
+        int(limit),
+    )  # fmt: skip
 
 
 # --- voter audit ----------------------------------------------------------------------------------

@@ -627,6 +627,47 @@ def cmd_weaknesses(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import compare_models, comparison_record
+    from .report.tables import csv_bytes
+    from .store import reader
+
+    with reader(args.db) as con:
+        table = compare_models(
+            con, args.dataset, args.model_a, args.model_b, args.tree, _filters(args), q=args.q
+        )
+    shown = table if args.all else table[table["significant"]]
+    if args.csv:
+        with open(args.csv, "wb") as fh:
+            fh.write(csv_bytes(shown))
+        _log(f"wrote {len(shown):,} nodes to {args.csv}")
+    if args.json:
+        _print_json(comparison_record(table, args.all))
+        return 0
+    meta = table.attrs
+    where = f"tree {meta['tree_id']}" if meta["tree_id"] else "whole dataset (no tree)"
+    unit = "rating points" if meta["kind"] == "pairwise" else "score"
+    tested = int(table["p"].notna().sum())
+    print(
+        f"{args.model_a} (A) vs {args.model_b} (B) on {args.dataset}, {where}: {meta['test']}; "
+        f"BH over {tested:,} tested nodes, q <= {args.q}: {int(table['significant'].sum()):,} significant, "
+        f"{int(table['topmost'].sum()):,} topmost"
+    )
+    print(f"{'node':>6}  {'n':>6}  {'A - B (' + unit + ')':>22}  {'95% CI':>19}  {'q':>8}  favours")
+    for r in shown.itertuples():
+        mark = "*" if r.topmost else " "
+        if r.reason:
+            print(f"{r.node_id:>5}{mark}  {r.n:>6,}  not tested: {r.reason}")
+        else:
+            ci = f"[{_fmt(r.diff_lower, 3)}, {_fmt(r.diff_upper, 3)}]"
+            diff = _fmt(r.diff, 3)
+            print(f"{r.node_id:>5}{mark}  {r.n:>6,}  {diff:>22}  {ci:>19}  {r.q:>8.2g}  {r.favours or '-'}")
+        print(f"        {str(r.description)[:140]}")
+    if not args.all:
+        print("(* = topmost significant node; --all lists every node, with why untested ones were not)")
+    return 0
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
     from .audit.result import headline_text
     from .audit.run import run_audit
@@ -864,6 +905,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_filter_arguments(s)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_weaknesses)
+
+    s = sub.add_parser("compare", help="model vs model: every node where two models differ significantly")
+    s.add_argument("--dataset", required=True)
+    s.add_argument("--model-a", required=True, metavar="A")
+    s.add_argument("--model-b", required=True, metavar="B")
+    s.add_argument("--tree", help="tree id (default: the dataset's newest; none: the whole dataset)")
+    s.add_argument(
+        "--q", type=float, default=0.05, help="false discovery rate (Benjamini-Hochberg, default 0.05)"
+    )
+    s.add_argument("--all", action="store_true", help="every node, not only the significant ones")
+    s.add_argument("--csv", metavar="PATH", help="also write the listed nodes as CSV (formula-safe)")
+    _add_filter_arguments(s)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_compare)
 
     s = sub.add_parser(
         "audit", help="voter-bias audit: anomalous voters, position / length / refusal bias, ..."

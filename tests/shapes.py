@@ -3,7 +3,8 @@
 Every shape is a small, legal dataset a user could import: no ties, only ties, one vote, one
 model pair, two groups of models that never meet, votes without answer texts, votes without
 prompts (FastChat's clean_battle files), one judge, only LLM judges, no timestamps, a model that
-never wins, a baseline always on the same side, and per-instance scores that are all 0 or all 1.
+never wins, a baseline always on the same side, and per-instance scores that are all 0 or all 1
+or of one model only.
 Prompts vary by topic so every shape that has them gets a tree.
 """
 
@@ -54,7 +55,7 @@ def _disconnected(df: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _scores(value: float | None, n: int = 30) -> Batch:
+def _scores(value: float | None, n: int = 30, models: tuple[str, ...] = MODELS) -> Batch:
     rows = [
         {
             "line": j * n + i + 1,
@@ -63,7 +64,7 @@ def _scores(value: float | None, n: int = 30) -> Batch:
             "model": m,
             "score": float((i + j) % 2) if value is None else value,
         }
-        for j, m in enumerate(MODELS)
+        for j, m in enumerate(models)
         for i in range(n)
     ]
     return Batch(
@@ -91,5 +92,6 @@ SHAPES: dict[str, Callable[[], Batch]] = {
     "scores-all-0": lambda: _scores(0.0),
     "scores-all-1": lambda: _scores(1.0),
     "scores-mixed": lambda: _scores(None),
+    "scores-one-model": lambda: _scores(None, models=MODELS[:1]),
 }
 PAIRWISE = [name for name in SHAPES if not name.startswith("scores")]

@@ -97,7 +97,7 @@ def test_empty_state_with_an_empty_database(db: Path, monkeypatch: pytest.Monkey
 
 
 PAGES = ["views/overview.py", "views/leaderboard.py", "views/tree.py", "views/weaknesses.py",
-         "views/audit.py", "views/reports.py"]  # fmt: skip
+         "views/compare.py", "views/audit.py", "views/reports.py"]  # fmt: skip
 
 
 @pytest.mark.parametrize("page", PAGES)

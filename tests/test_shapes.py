@@ -22,6 +22,7 @@ PAGES = (
     "views/leaderboard.py",
     "views/tree.py",
     "views/weaknesses.py",
+    "views/compare.py",
     "views/audit.py",
     "views/reports.py",
 )
@@ -42,6 +43,9 @@ def commands(name: str, out: Path) -> list[list[str]]:
     model = MODELS[0] if name != "disconnected" else "m1"
     runs = [["leaderboard"], ["leaderboard", "--bootstrap", "10"], ["leaderboard", "--node", "1"]]
     runs += [["weaknesses", "--model", model, *v] for v in views]
+    other = "m3" if name == "disconnected" else MODELS[1]  # m1 and m3 never meet
+    runs += [["compare", "--model-a", model, "--model-b", other, *v] for v in ([], ["--all", "--json"])]
+    runs += [["compare", "--model-a", model, "--model-b", other, "--all", "--csv", str(out / f"{name}.csv")]]
     runs += [["report", "--out", str(out / f"{name}.html")], ["report", "--out", str(out / f"{name}-csv")]]
     runs += [["report", "--out", str(out / f"{name}-pq"), "--format", "parquet"]]
     if name in PAIRWISE:
