@@ -578,7 +578,17 @@ def cmd_weaknesses(args: argparse.Namespace) -> int:
     from .store import reader
     from .weaknesses import model_profile
 
-    view = "sweep" if args.sweep else "pruned" if args.pruned else "adjusted" if args.adjusted else "evaltree"
+    view = (
+        "sweep"
+        if args.sweep
+        else "pruned"
+        if args.pruned
+        else "adjusted"
+        if args.adjusted
+        else "evaltree"
+        if args.tau is not None
+        else None  # votes: the opponent-adjusted selection; results: EvalTree at tau
+    )
     with reader(args.db) as con:
         prof = model_profile(
             con,
@@ -600,6 +610,10 @@ def cmd_weaknesses(args: argparse.Namespace) -> int:
         f"{prof['model']} on {prof['dataset']} (tree {prof['tree_id']}): overall {what} "
         f"{prof['score']:.3f} over {prof['n']:,} {'battles' if prof['kind'] == 'pairwise' else 'items'}"
     )
+    view = prof["view"]
+    if view == "selected":
+        _print_selected(prof)
+        return 0
     if view == "sweep":
         key = "profiles"
         for name in (key, "strength_profiles") if args.strengths else (key,):
@@ -666,6 +680,31 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if not args.all:
         print("(* = topmost significant node; --all lists every node, with why untested ones were not)")
     return 0
+
+
+def _print_selected(prof: dict) -> None:
+    """The text output of the ``selected`` weakness view."""
+    if prof.get("note"):
+        print(f"  {prof['note']}")
+    rule = (
+        f"tree nodes and prompt facets, opponent-adjusted score test, {'BH-adjusted ' * prof['fdr']}"
+        f"p <= {prof['alpha']} ({prof.get('discoveries', 0)} of {prof.get('tested', 0)} groups), then "
+        "forward/backward selection of the groups that jointly explain the model's departures"
+    )
+    for name in ("weaknesses", "strengths"):
+        if name not in prof:
+            continue
+        rows = prof[name]
+        print(f"{name} ({len(rows)}): {rule}")
+        for w in rows:
+            ci = f"[{w['offset_lower']:+.0f}, {w['offset_upper']:+.0f}]"
+            print(
+                f"  [{w['key']}] {w['size']:>5} prompts  battles={w['battles']:<6} offset {w['offset']:+.0f} "
+                f"pts {ci}  p_adj {w['p_adj']:.2g}"
+            )
+            print(f"        {w['description'][:140]}")
+            ids = ", ".join(w["source_ids"][:5]) + (" ..." if len(w["source_ids"]) > 5 else "")
+            print(f"        items: {ids}")
 
 
 def cmd_audit(args: argparse.Namespace) -> int:

@@ -39,7 +39,7 @@ def shapes_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def commands(name: str, out: Path) -> list[list[str]]:
     """Every analysis a user can ask of dataset ``name`` (outputs under ``out``)."""
-    views = ([], ["--sweep"], ["--pruned"], ["--strengths"])
+    views = ([], ["--sweep"], ["--pruned"], ["--strengths"], ["--tau", "0.5"])
     model = MODELS[0] if name != "disconnected" else "m1"
     runs = [["leaderboard"], ["leaderboard", "--bootstrap", "10"], ["leaderboard", "--node", "1"]]
     runs += [["weaknesses", "--model", model, *v] for v in views]

@@ -11,6 +11,10 @@ on the fly without storing):
 * ``pruned``: no τ — penalised-likelihood pruning (:func:`.profiles.prune_mask`) of each node's
   evidence against the model's own level (accuracy gain for per-instance data, the
   opponent-adjusted z for votes); the most precise view in ``bench/bench_weakness_validity.py``;
+* ``selected`` (votes only; the default for votes): :mod:`.stepwise` — tree nodes *and* prompt
+  facets (languages, arena categories) screened by the opponent-adjusted score test with
+  Benjamini–Hochberg, then a forward/backward selection keeps the few groups that jointly explain
+  the model's departures, with the opponents' own departures backfitted; offsets in points;
 * ``adjusted`` (votes only): the opponent-adjusted test of every node (is the model weaker in
   the node than its global rating says, given whom it met there?), p-values optionally
   Benjamini–Hochberg adjusted over every node tested, topmost significant nodes extracted.
@@ -42,7 +46,7 @@ from .profiles import (
     z_gain,
 )
 
-View = Literal["evaltree", "sweep", "pruned", "adjusted"]
+View = Literal["evaltree", "sweep", "pruned", "adjusted", "selected"]
 NODE_FIELDS = ["node_id", "parent_id", "depth", "size", "description", "keywords"]
 DEFAULT_PRUNE_ALPHA = 0.001  # per-node level an isolated node must pass in the pruned view
 
@@ -122,12 +126,80 @@ def _entries(con, tree_id: str, frame: pd.DataFrame, columns: list[str]) -> list
     return [rec | {"source_ids": sources.get(int(rec["node_id"]), [])} for rec in records(frame[columns])]
 
 
+def _selected(con, dataset, model, tree_id, filters, alpha, fdr, strengths) -> dict:
+    """The ``selected`` view of :func:`model_profile` (:func:`.stepwise.arena_weaknesses`)."""
+    from .stepwise import arena_weaknesses, load_groups
+
+    votes, cand = load_groups(con, dataset, tree_id, filters)
+    if model not in votes.models:
+        known = ", ".join(votes.models[:20])
+        raise ArenatreeError(f"model {model!r} has no data in dataset {dataset!r}; models: {known}")
+    mine = (votes.a == votes.models.index(model)) | (votes.b == votes.models.index(model))
+    score_m = np.where(votes.a == votes.models.index(model), votes.score_a, 1 - votes.score_a)[mine]
+    out = {
+        "dataset": dataset,
+        "model": model,
+        "tree_id": tree_id,
+        "kind": "pairwise",
+        "view": "selected",
+        "score": float(score_m.mean()) if len(score_m) else float("nan"),
+        "n": int(mine.sum()),
+        "filters": filters.key(),
+        "alpha": alpha,
+        "fdr": fdr,
+    }
+    if len(votes.models) < 2 or not cand.keys:
+        out["weaknesses"] = []
+        out["strengths"] = [] if strengths else None
+        out["note"] = "fewer than two models or no group of prompts to test: nothing is estimated"
+        if not strengths:
+            out.pop("strengths")
+        return out
+    table = arena_weaknesses(votes, cand, q=alpha, fdr=fdr)[model]
+    out["tested"] = int(len(table))
+    out["discoveries"] = int(table["discovery"].sum())
+    columns = ["key", "kind", "node_id", "description", "size", "battles", "observed", "expected"]
+    columns += ["offset", "offset_lower", "offset_upper", "z", "p", "p_adj", "p_step", "step"]
+    chosen = table[table["step"] > 0]
+    sources = _group_sources(con, dataset, cand, chosen["key"].tolist())
+    for d, name in (("weak", "weaknesses"), ("strong", "strengths")):
+        if d == "strong" and not strengths:
+            continue
+        rows = chosen[chosen["offset"] < 0] if d == "weak" else chosen[chosen["offset"] > 0]
+        entries = []
+        for rec in records(rows[columns]):
+            rec["node_id"] = None if rec["node_id"] == -1 else rec["node_id"]
+            rec["n"] = rec["battles"]
+            rec["score"] = rec["observed"] / rec["battles"] if rec["battles"] else None
+            entries.append(rec | {"source_ids": sources.get(rec["key"], [])})
+        out[name] = entries
+    return out
+
+
+def _group_sources(con, dataset: str, cand, keys: list[str]) -> dict[str, list[str]]:
+    """The items' own ids (prompt_sources, else the prompt id) of each candidate group in ``keys``."""
+    out = {}
+    col = pd.Index(cand.keys).get_indexer(keys)
+    for key, c in zip(keys, col, strict=True):
+        rows = np.flatnonzero(cand.membership[:-1, [c]].toarray().ravel() > 0)
+        ids = [cand.prompt_ids[r] for r in rows]
+        con.register("want_prompts", pd.DataFrame({"prompt_id": ids}))
+        got = con.execute(
+            "SELECT DISTINCT coalesce(s.source_id, w.prompt_id) AS sid FROM want_prompts w "
+            "LEFT JOIN prompt_sources s ON s.dataset = ? AND s.prompt_id = w.prompt_id ORDER BY sid",
+            [dataset],
+        ).fetchall()
+        con.unregister("want_prompts")
+        out[key] = [str(r[0]) for r in got]
+    return out
+
+
 def model_profile(
     con: duckdb.DuckDBPyConnection,
     dataset: str,
     model: str,
     *,
-    view: View = "evaltree",
+    view: View | None = None,
     tau: float | None = None,
     tree_id: str | None = None,
     filters: Filters = NO_FILTERS,
@@ -149,18 +221,22 @@ def model_profile(
     - adjusted: alpha, fdr, weaknesses (+ strengths) with offset (rating points), its interval,
       z, p and p_adj (BH over every node where the model played when ``fdr``).
     """
-    if view not in ("evaltree", "sweep", "pruned", "adjusted"):
+    if view not in (None, "evaltree", "sweep", "pruned", "adjusted", "selected"):
         raise ArenatreeError(f"unknown view {view!r}")
+    if view is None:  # votes: opponent-adjusted selection; results: EvalTree at tau
+        view = "selected" if dataset_kind(con, dataset) == "pairwise" and tau is None else "evaltree"
     if alpha is None:
         alpha = DEFAULT_PRUNE_ALPHA if view == "pruned" else 0.05
     if not 0 < alpha < 1:
         raise ArenatreeError(f"alpha={alpha}: expected a level between 0 and 1")
     tree_id = resolve_tree(con, dataset, tree_id)
     kind = dataset_kind(con, dataset)
-    if view == "adjusted" and kind != "pairwise":
+    if view in ("adjusted", "selected") and kind != "pairwise":
         raise ArenatreeError(
             "the opponent-adjusted view needs pairwise votes; use --tau, --sweep or --pruned"
         )
+    if view == "selected":
+        return _selected(con, dataset, model, tree_id, filters, alpha, fdr, strengths)
     cells = None
     if kind == "pairwise" and view in ("pruned", "adjusted"):  # both views test the node cells
         from ..scores import node_cells
