@@ -116,13 +116,19 @@ def math_rows(items: pd.DataFrame, X: np.ndarray, seeds: range) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def arena_rows(db: Path, seeds: range, votes: int, models: int) -> pd.DataFrame:
-    """One row per (seed, method, model) from :func:`pipelines.weaknesses.validity.arena_recovery`."""
+def arena_rows(
+    db: Path, seeds: range, votes: int, models: int, plant_groups: list[str] | None = None
+) -> pd.DataFrame:
+    """One row per (seed, method, model) from :func:`pipelines.weaknesses.validity.arena_recovery`,
+    plus the selected view (:mod:`pipelines.weaknesses.stepwise`) over nodes + facets and over
+    facets alone. ``plant_groups``: the simulator groups weaknesses are planted on (None: every
+    keyword group, sizes 50-400; else those, sizes 50-1100)."""
     from pipelines import scores
     from pipelines.ingest import ingest
     from pipelines.simulate import simulate
     from pipelines.tree.build import build_tree
     from pipelines.tree.read import resolve_tree, tree_nodes
+    from pipelines.weaknesses import stepwise as S
 
     out = []
     with tempfile.TemporaryDirectory(prefix="arenatree-validity-") as tmp:
@@ -131,7 +137,15 @@ def arena_rows(db: Path, seeds: range, votes: int, models: int) -> pd.DataFrame:
         for seed in seeds:
             t0 = time.perf_counter()
             sim = Path(tmp) / f"sim{seed}"
-            made = simulate(sim, votes=votes, models=models, voters=max(100, votes // 100), seed=seed)
+            made = simulate(
+                sim,
+                votes=votes,
+                models=models,
+                voters=max(100, votes // 100),
+                seed=seed,
+                plant_groups=plant_groups,
+                group_size=(50, 400) if plant_groups is None else (50, 1100),
+            )
             dataset = f"validity-sim{seed}"
             ingest([made["files"]["votes"]], dataset, db=work)
             build_tree(dataset, db=work)
@@ -144,8 +158,31 @@ def arena_rows(db: Path, seeds: range, votes: int, models: int) -> pd.DataFrame:
                     [tree_id],
                 ).df()
                 cells = scores.node_cells(con, dataset, tree_id)
+                both = S.load_groups(con, dataset, tree_id)
+                facets = S.load_groups(con, dataset, None)
             res = V.arena_recovery(nodes, members, cells, truth)
             out.append(res.assign(seed=seed))
+            rows = []
+            for method, (sv, cand) in (("selected: nodes + facets", both), ("selected: facets only", facets)):
+                weak = V.planted_by_model(truth, cand.prompt_ids)
+                tables = S.arena_weaknesses(sv, cand)
+                for model in sv.models:
+                    planted = weak.get(model, np.zeros(len(cand.prompt_ids), bool))
+                    s = V.recovery(planted, S.chosen_prompts(cand, tables[model], "weak"))
+                    rows.append(
+                        {
+                            "method": method,
+                            "model": model,
+                            "planted": bool(planted.any()),
+                            "precision": s.precision,
+                            "recall": s.recall,
+                            "f1": s.f1,
+                            "extracted": s.extracted,
+                            "n_planted": s.planted,
+                            "seed": seed,
+                        }
+                    )
+            out.append(pd.DataFrame(rows))
             shutil.rmtree(sim)
             print(f"  arena seed {seed}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     return pd.concat(out, ignore_index=True)
@@ -165,6 +202,11 @@ def main() -> int:
     ap.add_argument("--arena-models", type=int, default=12)
     ap.add_argument("--skip-arena", action="store_true")
     ap.add_argument("--skip-math", action="store_true")
+    ap.add_argument(
+        "--capabilities",
+        action="store_true",
+        help="arena: plant weaknesses on coding, math, creative writing and non-English prompts",
+    )
     args = ap.parse_args()
     db = Path(args.db)
     pd.set_option("display.width", 220)
@@ -185,7 +227,8 @@ def main() -> int:
 
     if not args.skip_arena:
         print(f"\nArena: {args.arena_votes:,} simulated votes, {args.arena_models} models, keyword groups")
-        a = arena_rows(db, range(args.arena_seeds), args.arena_votes, args.arena_models)
+        groups = ["coding", "math", "creative_writing", "non_english"] if args.capabilities else None
+        a = arena_rows(db, range(args.arena_seeds), args.arena_votes, args.arena_models, groups)
         planted = a[a["planted"]]
         show("[arena] mean F1 over models with planted weaknesses, per seed", planted, ["method"], ["seed"])
         summary = planted.groupby("method")[["precision", "recall", "f1"]].mean().round(3)

@@ -573,6 +573,36 @@ def _opponent_tests(db: str, version: Version, dataset: str, tree_id: str, filte
     return weaknesses.opponent_adjusted_tests(cells)
 
 
+@st.cache_data(show_spinner=False, max_entries=8)
+def _selected(db: str, version: Version, dataset: str, tree_id: str, filters: tuple, q: float) -> dict:
+    from pipelines.weaknesses.stepwise import arena_weaknesses, load_groups
+
+    with store.reader(db) as con:
+        votes, cand = load_groups(con, dataset, tree_id, battles_io.Filters(**dict(filters)))
+    if len(votes.models) < 2 or not cand.keys:
+        return {}
+    return arena_weaknesses(votes, cand, q=q)
+
+
+def selected_weaknesses(
+    dataset: str, tree_id: str, filters: FilterArgs, model: str, q: float
+) -> pd.DataFrame:
+    """The groups chosen for ``model`` by :func:`pipelines.weaknesses.stepwise.arena_weaknesses`
+    (tree nodes and prompt facets, BH at ``q`` then selection, opponents backfitted; every model
+    fitted once and cached): key, kind, description, size, battles, offset and its interval
+    (rating points), p_bh (the Benjamini–Hochberg adjusted p-value), step. Empty when fewer than
+    two models or no group can be tested."""
+    tables = _selected(str(db_path()), snapshot_version(), dataset, tree_id, _key(filters), q)
+    cols = ["step", "key", "kind", "description", "size", "battles", "offset", "offset_lower"]
+    cols += ["offset_upper", "p_adj"]
+    if model not in tables:
+        return pd.DataFrame(columns=cols).rename(columns={"p_adj": "p_bh"})
+    t = tables[model]
+    out = t.loc[t["step"] > 0, cols].rename(columns={"p_adj": "p_bh"}).reset_index(drop=True)
+    out.attrs = {}  # the fit's per-prompt adjustment stays with the cached table
+    return out
+
+
 def opponent_adjusted(
     dataset: str, tree_id: str, filters: FilterArgs, profile_nodes: pd.DataFrame, model: str
 ) -> pd.DataFrame:

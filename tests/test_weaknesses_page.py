@@ -189,6 +189,21 @@ def test_opponent_adjusted_view_with_bh_toggle(scored: dict, monkeypatch) -> Non
     assert set(with_bh["node_id"]) <= set(raw["node_id"]) | set(with_bh["node_id"])
 
 
+def test_selected_groups_are_shown_as_the_pipeline_chooses_them(scored: dict, monkeypatch) -> None:
+    from pipelines import store
+    from pipelines.weaknesses import stepwise
+
+    at = open_page(scored["db"], monkeypatch, dataset=ARENA)
+    with store.reader(scored["db"]) as con:
+        votes, cand = stepwise.load_groups(con, ARENA, scored["tree_id"])
+    table = stepwise.arena_weaknesses(votes, cand, q=0.05)["alpha"]
+    want = table.loc[table["step"] > 0, "key"].tolist()
+    assert want  # the planted weakness of "alpha" is chosen
+    (shown,) = [d.value for d in at.dataframe if "p_bh" in d.value.columns]
+    assert shown["key"].tolist() == want
+    assert (shown["offset"] < 0).any()
+
+
 def test_two_models_side_by_side(scored: dict, monkeypatch) -> None:
     at = open_page(scored["db"], monkeypatch, dataset=ARENA, model="beta")
     assert at.selectbox(key="_shared_model").value == "beta"  # a link chooses the model

@@ -105,6 +105,21 @@ if kind == "pairwise":
             bh = st.toggle("Benjamini–Hochberg (FDR) control", value=True, key="bh")
             alpha = st.select_slider("Level α", [0.01, 0.05, 0.1, 0.2], value=0.05, key="alpha", width=240)
         try:
+            chosen = data.selected_weaknesses(dataset, tree_id, filters, model, alpha)
+        except ArenatreeError as exc:
+            st.code(str(exc), language=None, wrap_lines=True)
+        else:
+            st.subheader(f"Where {model} departs from its rating ({len(chosen)})", anchor=False)
+            st.caption(
+                "Tree nodes and prompt facets (languages; coding, math, creative writing, multi-turn, long "
+                "prompts) screened with Benjamini–Hochberg at α, then selected: only the groups that "
+                "still explain the model's votes once the others are in the model are kept, with the "
+                "opponents' own weaknesses accounted for; offsets under 50 points are not shown. "
+                "Negative offset: weaker there."
+            )
+            st.dataframe(chosen, hide_index=True, key=f"selected-{tree_id}-{model}")
+            widgets.download_csv(chosen, f"selected-weaknesses-{widgets.slug(model)}.csv", key="selected-csv")
+        try:
             tested = data.opponent_adjusted(dataset, tree_id, filters, profile, model)
         except ArenatreeError as exc:
             st.code(str(exc), language=None, wrap_lines=True)
