@@ -9,6 +9,8 @@ design (who met whom, on which side, judged by whom) and answers in one sentence
   only if the pairs are not always shown the same way round (AlpacaEval puts its baseline on one
   side in every vote: there, "left wins more" is the baseline's strength).
 * :func:`thin_models`: models with too few battles for their interval to mean much.
+* :func:`judges_sentence`: votes that all come from LLM judges, or all from one judge, measure
+  those judges' preferences; intervals resample their votes, not judges.
 
 (Audits that need several judges already say so themselves, e.g. "Needs votes from at least two
 judges to compare them".)
@@ -99,10 +101,32 @@ def thin_sentence(models: list[str], min_battles: int = MIN_BATTLES) -> str | No
     )
 
 
+def judges_sentence(votes: pd.DataFrame) -> str | None:
+    """One sentence when every vote comes from LLM judges or from a single judge, else None.
+    ``votes`` has ``judge`` and ``judge_kind`` ('human' | 'llm') columns (missing: no check)."""
+    if votes.empty or "judge" not in votes.columns:
+        return None
+    judges = sorted(votes["judge"].astype(str).unique())
+    llm = "judge_kind" in votes.columns and bool((votes["judge_kind"] == "llm").all())
+    if llm:
+        who = f"one LLM judge ({judges[0]})" if len(judges) == 1 else f"{len(judges)} LLM judges"
+        return (
+            f"Every vote comes from {who}: these ratings measure LLM-judge preference, with its known "
+            "biases (answer length, position, the judge's own family), not human preference."
+        )
+    if len(judges) == 1:
+        return (
+            f"Every vote comes from one judge ({judges[0]}): that judge's own biases cannot average "
+            "out, and the intervals resample their votes, not judges."
+        )
+    return None
+
+
 def leaderboard_notes(votes: pd.DataFrame, table: pd.DataFrame) -> tuple[list[str], dict[str, int]]:
-    """(sentences, group of each model) for a pairwise leaderboard: separate comparison groups
-    and thin models. The group map is empty when all models form one group."""
+    """(sentences, group of each model) for a pairwise leaderboard: separate comparison groups,
+    thin models, an all-LLM or single-judge jury. The group map is empty when all models form one group."""
     groups = comparison_groups(votes)
-    notes = [s for s in (groups_sentence(groups), thin_sentence(thin_models(table))) if s]
+    found = (groups_sentence(groups), thin_sentence(thin_models(table)), judges_sentence(votes))
+    notes = [s for s in found if s]
     group_of = {m: k + 1 for k, g in enumerate(groups) for m in g} if len(groups) > 1 else {}
     return notes, group_of

@@ -17,7 +17,13 @@ from shapes import SHAPES
 from pipelines import store
 from pipelines.audit.frame import load_audit_votes
 from pipelines.audit.position import position_preference
-from pipelines.design import POSITION_SENTENCE, comparison_groups, position_identifiable, thin_models
+from pipelines.design import (
+    POSITION_SENTENCE,
+    comparison_groups,
+    judges_sentence,
+    position_identifiable,
+    thin_models,
+)
 
 
 def votes_of(name: str):
@@ -100,3 +106,17 @@ def test_connected_designs_get_no_group_column(db: Path, name: str) -> None:
     load(db, name, [SHAPES[name]()])
     doc = json.loads(run_cli("leaderboard", "--dataset", name, "--json", db=db).stdout)
     assert "group" not in doc["models"][0]
+
+
+def test_an_llm_jury_or_a_single_judge_is_said() -> None:
+    llm = judges_sentence(votes_of("llm-judges"))
+    assert llm is not None and "2 LLM judges" in llm and "not human preference" in llm
+    one = judges_sentence(votes_of("one-judge"))
+    assert one is not None and "one judge (voter-1)" in one
+    assert judges_sentence(votes_of("no-ties")) is None  # several human voters: nothing to say
+
+
+def test_the_leaderboard_says_an_llm_jury(db: Path) -> None:
+    load(db, "llm-judges", [SHAPES["llm-judges"]()])
+    doc = json.loads(run_cli("leaderboard", "--dataset", "llm-judges", "--json", db=db).stdout)
+    assert any("LLM judges" in n for n in doc["notes"])
