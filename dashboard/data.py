@@ -333,6 +333,10 @@ def _leaderboard(
     votes = _battles(db, version, dataset, filters, tree_id, node)
     table = slices.spread_leaderboard(votes, **dict(params))
     notes, group_of = design.leaderboard_notes(votes, table)
+    if tree_id is not None and node != ROOT:
+        nodes = _tree_nodes(db, version, tree_id).set_index("node_id")["description"]
+        small = design.node_sentence(node, nodes.get(node), votes["prompt_id"].nunique())
+        notes = [*([small] if small else []), *notes]
     if group_of:
         table = table.assign(group=table["model"].map(group_of).astype("int64"))
     return {"table": table, "notes": notes, **table.attrs}

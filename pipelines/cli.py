@@ -460,6 +460,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         for r in t.itertuples():
             ci = f"{_fmt(r.lower, 3)}-{_fmt(r.upper, 3)}"
             print(f"{r.rank_ub:>8}  {r.model:<32} {r.score:>8.3f}  {ci:>15}  {r.items:>6,}")
+        for note in board.extra.get("notes", []):
+            print(f"note: {note}")
         return 0
     method = "Rao-Kupper" if args.method == "rao-kupper" else "Bradley-Terry"
     style = ", style-controlled" if args.style_control else ""

@@ -9,6 +9,8 @@ design (who met whom, on which side, judged by whom) and answers in one sentence
   only if the pairs are not always shown the same way round (AlpacaEval puts its baseline on one
   side in every vote: there, "left wins more" is the baseline's strength).
 * :func:`thin_models`: models with too few battles for their interval to mean much.
+* :func:`node_sentence`: a capability node with fewer than :data:`MIN_NODE_ITEMS` prompts gets no
+  interval in the node scores (EvalTree's rule); a leaderboard scoped to it says so.
 * :func:`judges_sentence`: votes that all come from LLM judges, or all from one judge, measure
   those judges' preferences; intervals resample their votes, not judges.
 
@@ -26,6 +28,7 @@ from scipy.sparse.csgraph import connected_components
 from .ratings import index_models
 
 MIN_BATTLES = 20  # a model with fewer battles gets a warning beside its interval
+MIN_NODE_ITEMS = 5  # a node with fewer prompts has no interval in the node scores (scores.MIN_N, EvalTree)
 
 
 def comparison_groups(votes: pd.DataFrame) -> list[list[str]]:
@@ -98,6 +101,21 @@ def thin_sentence(models: list[str], min_battles: int = MIN_BATTLES) -> str | No
     return (
         f"{names} {'has' if len(models) == 1 else 'have'} fewer than {min_battles} battles: "
         "such intervals rest on a handful of votes and their rank can move a lot."
+    )
+
+
+def node_sentence(
+    node: int, description: str | None, items: int, min_items: int = MIN_NODE_ITEMS
+) -> str | None:
+    """One sentence when capability node ``node`` holds fewer than ``min_items`` prompts with data
+    (``items``: prompts with votes, or items with results, under the node), else None."""
+    if items >= min_items:
+        return None
+    name = f"Node {node}" + (f" ({description})" if description else "")
+    return (
+        f"{name} holds {items} {'prompt' if items == 1 else 'prompts'} with data, fewer than the {min_items} "
+        "a node needs for an interval: its node scores show none, and the numbers here describe those "
+        "prompts, not the capability."
     )
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 from . import ratings
 from .battles import NO_FILTERS, Filters, dataset_kind, load_battles, load_results
-from .design import leaderboard_notes
+from .design import leaderboard_notes, node_sentence
 from .errors import ArenatreeError
 from .queries import records
 from .scores import clopper_pearson_interval, proportion_table, wilson_interval
@@ -156,7 +156,7 @@ def build_leaderboard(
             results = results[results["prompt_id"].isin(prompt_ids)]
         if results.empty:
             raise ArenatreeError(f"node {node} of tree {tree_id!r} holds no results")
-        return Leaderboard(
+        board = Leaderboard(
             dataset,
             kind,
             accuracy_table(results, level),
@@ -166,6 +166,9 @@ def build_leaderboard(
             description,
             n_votes=len(results),
         )
+        small = node_sentence(node, description, results["prompt_id"].nunique()) if node is not None else None
+        board.extra["notes"] = [small] if small else []
+        return board
     if kind != "pairwise":
         raise ArenatreeError(f"dataset {dataset!r} holds only prompts: there is nothing to rank")
     votes = load_battles(con, dataset, filters)
@@ -200,7 +203,12 @@ def with_design_notes(board: Leaderboard, votes: pd.DataFrame) -> Leaderboard:
     """``board`` with what its votes cannot support said in ``extra['notes']`` (sentences) and,
     when the models fall into groups that never meet, a ``group`` column (1 = the biggest)."""
     notes, group_of = leaderboard_notes(votes, board.table)
-    board.extra["notes"] = notes
+    small = (
+        node_sentence(board.node, board.node_description, votes["prompt_id"].nunique())
+        if board.node is not None
+        else None
+    )
+    board.extra["notes"] = [*([small] if small else []), *notes]
     if group_of:
         board.table = board.table.assign(group=board.table["model"].map(group_of).astype("int64"))
     return board

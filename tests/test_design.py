@@ -21,6 +21,7 @@ from pipelines.design import (
     POSITION_SENTENCE,
     comparison_groups,
     judges_sentence,
+    node_sentence,
     position_identifiable,
     thin_models,
 )
@@ -120,3 +121,45 @@ def test_the_leaderboard_says_an_llm_jury(db: Path) -> None:
     load(db, "llm-judges", [SHAPES["llm-judges"]()])
     doc = json.loads(run_cli("leaderboard", "--dataset", "llm-judges", "--json", db=db).stdout)
     assert any("LLM judges" in n for n in doc["notes"])
+
+
+def test_a_node_too_small_for_an_interval_is_said() -> None:
+    small = node_sentence(7, "solving linear equations", 3)
+    assert small is not None and small.startswith("Node 7 (solving linear equations) holds 3 prompts")
+    assert "fewer than the 5" in small
+    assert node_sentence(7, None, 1).startswith("Node 7 holds 1 prompt with")
+    assert node_sentence(7, "x", 5) is None  # 5 items: the node scores give it an interval
+
+
+@pytest.mark.parametrize("name", ["no-ties", "scores-mixed"])
+def test_the_leaderboard_of_a_small_node_says_it_is_too_small(db: Path, monkeypatch, name: str) -> None:
+    from pipelines.cli import main
+
+    load(db, name, [SHAPES[name]()])
+    assert main(["--db", str(db), "tree", "build", "--dataset", name, "--min-size", "2"]) == 0
+    tree = json.loads(run_cli("tree", "show", "--dataset", name, "--json", db=db).stdout)
+    small = next(n for n in tree["nodes"] if n["size"] < 5)
+    big = tree["nodes"][0]
+    assert big["size"] >= 5
+    said = json.loads(
+        run_cli("leaderboard", "--dataset", name, "--node", str(small["node_id"]), "--json", db=db).stdout
+    )
+    assert any(f"Node {small['node_id']} (" in n and "fewer than the 5" in n for n in said["notes"]), said[
+        "notes"
+    ]
+    quiet = json.loads(
+        run_cli("leaderboard", "--dataset", name, "--node", str(big["node_id"]), "--json", db=db).stdout
+    )
+    assert not any("fewer than the 5" in n for n in quiet["notes"])
+    text = run_cli("leaderboard", "--dataset", name, "--node", str(small["node_id"]), db=db).stdout
+    assert "note: Node " in text
+
+    at = open_app_page(
+        db,
+        monkeypatch,
+        "views/leaderboard.py",
+        dataset=name,
+        tree=tree["tree_id"],
+        node=str(small["node_id"]),
+    )
+    assert any("fewer than the 5" in i.value for i in at.info), [i.value for i in at.info]

@@ -15,7 +15,7 @@ from functools import partial
 import streamlit as st
 
 from dashboard import data, widgets
-from pipelines import slices
+from pipelines import design, slices
 from pipelines.errors import ArenatreeError
 
 ROUNDS = [50, 100, 200, 500, 1000]  # bootstrap rounds offered
@@ -53,6 +53,11 @@ def show_accuracy() -> None:
     if board.empty:
         st.info("No item under this node has results.", icon=":material/info:")
         return
+    if node != data.ROOT:
+        description = nodes.set_index("node_id")["description"].get(node)
+        small = design.node_sentence(node, description, int(board["items"].max()))
+        if small:
+            st.info(small, icon=":material/rule:")
     with st.container(horizontal=True):
         st.metric("Models", f"{len(board):,}", border=True)
         st.metric("Items", f"{int(board['items'].max()):,}", border=True)

@@ -197,6 +197,8 @@ def leaderboard_section(ctx: _Context) -> Section:
             f"{ctx.req.level:.0%} Clopper–Pearson intervals; rank (UB) = 1 + the number of models "
             "whose lower bound is above this model's upper bound."
         )
+        for note in board.extra.get("notes", []):
+            s.text(note, "note")
         s.table("leaderboard", t[["rank_ub", "model", "score", "lower", "upper", "items"]], rows=None)
         s.figure(
             "leaderboard",
