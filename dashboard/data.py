@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pipelines import battles as battles_io
 from pipelines import (
+    baseline,
     compare,
     design,
     leaderboards,
@@ -35,6 +35,7 @@ from pipelines import (
     style_control,
     weaknesses,
 )
+from pipelines import battles as battles_io
 from pipelines.audit import frame as audit_frame
 from pipelines.audit import run as audit_run
 from pipelines.audit import stored as audit_stored
@@ -340,6 +341,28 @@ def _leaderboard(
     if group_of:
         table = table.assign(group=table["model"].map(group_of).astype("int64"))
     return {"table": table, "notes": notes, **table.attrs}
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _baseline_view(
+    db: str, version: Version, dataset: str, filters: tuple, tree_id: str | None, node: int
+) -> dict[str, Any] | None:
+    with store.reader(db) as con:
+        chosen = battles_io.Filters(**dict(filters))
+        fixed = baseline.fixed_baseline(con, dataset, chosen)
+        if fixed is None:
+            return None
+        scope = None if tree_id is None or node == ROOT else node
+        view = baseline.baseline_view(con, dataset, fixed, chosen, node=scope, tree_id=tree_id)
+    return {**view, "table": pd.DataFrame(view["table"])}
+
+
+def baseline_view(
+    dataset: str, filters: FilterArgs, tree_id: str | None = None, node: int = ROOT
+) -> dict[str, Any] | None:
+    """AlpacaEval's numbers when one model is in every vote :func:`battles` selects
+    (:func:`pipelines.baseline.baseline_view`, its ``table`` as a frame), else None."""
+    return _baseline_view(str(db_path()), snapshot_version(), dataset, _key(filters), tree_id, int(node))
 
 
 def leaderboard(

@@ -1349,6 +1349,21 @@ def vote_table(votes: pd.DataFrame, key: str, **dataframe_kwargs: Any) -> None:
 
 # --- leaderboard hub ------------------------------------------------------------------------------
 
+BASELINE_COLUMN_CONFIG = {
+    "model": st.column_config.TextColumn("Model"),
+    "win_rate": _COUNT("Win rate %", help="mean preference for the model (AlpacaEval)", format="%.2f"),
+    "standard_error": _COUNT("SE", help="standard error of the win rate (percentage points)", format="%.2f"),
+    "length_controlled_winrate": _COUNT(
+        "LC win rate %", help="AlpacaEval's length-controlled (minimal GLM) win rate", format="%.1f"
+    ),
+    "discrete_win_rate": _COUNT("Discrete %", help="preferences rounded to wins", format="%.2f"),
+    "n_wins": _COUNT("Wins", width="small"),
+    "n_wins_base": _COUNT("Baseline wins", width="small"),
+    "n_draws": _COUNT("Draws", width="small"),
+    "n_total": _COUNT("Votes", width="small"),
+    "avg_length": _COUNT("Avg length", help="mean characters of the model's answers", width="small"),
+}
+
 HUB_COLUMN_CONFIG = {
     **LEADERBOARD_COLUMN_CONFIG,
     "rank": _COUNT("Rank", help="position by rating (1 = best)", width="small"),

@@ -88,11 +88,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         _log(
             f"{r.path} [{r.format}] -> {r.dataset}: read {r.rows_read:,} rows, added {added}"
             + (f"; {r.duplicates:,} already present" if r.duplicates else "")
-            + (
-                f"; skipped {r.rows_skipped:,} rows (see 'arenatree datasets --json')"
-                if r.rows_skipped
-                else ""
-            )
+            + (f"; skipped {r.rows_skipped:,} rows ({_reasons(r.skipped_reasons)})" if r.rows_skipped else "")
         )
     if args.json:
         _print_json([r.as_dict() for r in reports])
@@ -427,14 +423,57 @@ def _add_filter_arguments(s: argparse.ArgumentParser) -> None:
     )
 
 
+def _reasons(counts: dict[str, int] | None, shown: int = 3) -> str:
+    """'805 self-comparison: ...; 11 missing preference', the commonest reasons first."""
+    items = list((counts or {}).items())
+    text = "; ".join(f"{n:,} {reason}" for reason, n in items[:shown])
+    more = f"; {len(items) - shown} more reasons" if len(items) > shown else ""
+    return f"{text}{more}; see 'arenatree datasets --json'"
+
+
 def _fmt(x: float, digits: int = 0) -> str:
     return "-" if x is None or x != x else f"{x:.{digits}f}"
+
+
+def _print_baseline(view: dict) -> None:
+    """The fixed-baseline view (AlpacaEval's numbers) as a text table."""
+    where = f"node {view['node']} ({view['node_description']})" if view["node"] is not None else "all items"
+    print(
+        f"{view['dataset']}, {where}: {len(view['table']) - 1} models against the fixed baseline "
+        f"{view['baseline']} over {view['n_votes']:,} votes (AlpacaEval's formulas, rates in %)"
+    )
+    print(
+        f"{'model':<32} {'win_rate':>8} {'SE':>5} {'LC':>6} {'discrete':>8} {'wins':>5} {'base':>5} "
+        f"{'draws':>5} {'total':>5} {'length':>6}"
+    )
+    for r in view["table"]:
+        print(
+            f"{r['model']:<32} {_fmt(r['win_rate'], 2):>8} {_fmt(r['standard_error'], 2):>5} "
+            f"{_fmt(r['length_controlled_winrate'], 1):>6} {_fmt(r['discrete_win_rate'], 2):>8} "
+            f"{r['n_wins']:>5} {r['n_wins_base']:>5} {r['n_draws']:>5} {r['n_total']:>5} "
+            f"{_fmt(r['avg_length']):>6}"
+        )
+    print("SE: standard error of win_rate; LC: length-controlled win rate; base: wins of the baseline")
+    for note in view["notes"]:
+        print(f"note: {note}")
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from .leaderboards import build_leaderboard
     from .store import reader
 
+    if args.vs is not None:
+        from .baseline import baseline_view
+
+        with reader(args.db) as con:
+            view = baseline_view(
+                con, args.dataset, args.vs, _filters(args), node=args.node, tree_id=args.tree
+            )
+        if args.json:
+            _print_json(view)
+        else:
+            _print_baseline(view)
+        return 0
     with reader(args.db) as con:
         board = build_leaderboard(
             con,
@@ -819,7 +858,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"arenatree {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("ingest", help="import vote / result files into a dataset (one transaction)")
+    s = sub.add_parser(
+        "ingest", aliases=["import"], help="import vote / result files into a dataset (one transaction)"
+    )
     s.add_argument("paths", nargs="+", help="files or folders")
     s.add_argument("--dataset", required=True)
     s.add_argument("--format", default="auto", help="adapter name, or auto (default)")
@@ -918,6 +959,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--anchor", metavar="MODEL", help="pin this model at 1000 (default: mean 1000)")
     s.add_argument(
         "--top-k", type=int, default=3, metavar="K", help="vote-drop robustness of the top K too (default 3)"
+    )
+    s.add_argument(
+        "--vs",
+        metavar="BASELINE",
+        help="every model against this fixed baseline, as AlpacaEval scores it (win rate, SE, LC, counts)",
     )
     _add_filter_arguments(s)
     s.add_argument("--json", action="store_true")

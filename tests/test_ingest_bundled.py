@@ -9,8 +9,12 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
+from scipy import stats
 
+from pipelines.baseline import baseline_view, fixed_baseline
 from pipelines.ingest import detect, ingest
 from pipelines.ingest.alpaca_eval import winner as alpaca_winner
 from pipelines.ingest.pandalm import label as pandalm_label
@@ -257,6 +261,30 @@ def test_alpaca_eval_matches_its_leaderboard(store: dict, data_dir: Path) -> Non
             int(ref["n_draws"]),
             int(ref["n_total"]),
         ), model
+
+
+def test_alpaca_eval_fixed_baseline_view_reproduces_its_leaderboard(store: dict, data_dir: Path) -> None:
+    """AlpacaEval's own headline numbers from its annotations, to 1e-6 of its published CSV."""
+    board = pd.read_csv(data_dir / "alpaca_eval/alpaca_eval_gpt4_leaderboard.csv", index_col=0)
+    with reader(store["db"]) as con:
+        assert fixed_baseline(con, "alpaca") == "text_davinci_003"
+        view = baseline_view(con, "alpaca", "text_davinci_003")
+    table = pd.DataFrame(view["table"]).set_index("model")
+    assert len(table) == 21 and set(table.index) <= set(board.index)
+    ref = board.loc[table.index]
+    for col in ("win_rate", "standard_error", "discrete_win_rate"):
+        assert np.abs(table[col] - ref[col]).max() < 1e-6, col
+    for col in ("n_wins", "n_wins_base", "n_draws", "n_total"):
+        assert (table[col] == ref[col]).all(), col
+    models = table.drop("text_davinci_003")
+    # AlpacaEval's avg_length counts model_outputs.json (every answer, judged or not); the
+    # annotations hold the judged ones, so the means agree to a few characters
+    assert (models["avg_length"] - ref.loc[models.index, "avg_length"]).abs().max() <= 10
+    # the minimal length-controlled GLM (no instruction difficulty) ranks the models like the
+    # published length_controlled_v1, not to the point
+    lc = models[ref.loc[models.index, "length_controlled_winrate"].notna()]
+    rho = stats.spearmanr(lc["length_controlled_winrate"], ref.loc[lc.index, "length_controlled_winrate"])[0]
+    assert rho > 0.9
 
 
 def test_alpaca_eval_judge_skips_and_metadata(store: dict) -> None:

@@ -207,6 +207,24 @@ with right:
     )
 
 
+# --- a fixed baseline (AlpacaEval): every model against it, with AlpacaEval's own numbers ----------
+fixed = data.baseline_view(dataset, filters, tree_id, node)
+if fixed is not None:
+    st.subheader(f"Against the fixed baseline {widgets.md_escape(fixed['baseline'])}", anchor=False)
+    for note in fixed["notes"]:
+        st.text(note)  # plain text: the sentences carry model names
+    st.dataframe(
+        fixed["table"],
+        hide_index=True,
+        column_config=widgets.BASELINE_COLUMN_CONFIG,
+        key="baseline-table",
+    )
+    widgets.download_csv(
+        fixed["table"], f"baseline-{widgets.slug(dataset)}-{where}-{widgets.slug(fixed['baseline'])}.csv",
+        "Baseline view CSV",
+    )  # fmt: skip
+
+
 # --- slice weighting: re-rank with the children of the node weighted --------------------------------
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -72,6 +73,7 @@ class ImportReport:
     duplicates: int
     already_imported: bool = False
     skipped_examples: list | None = None
+    skipped_reasons: dict[str, int] | None = None  # reason -> rows skipped for it, most first
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -571,6 +573,7 @@ def load_batch(
         added_responses=0,
         duplicates=0,
         skipped_examples=[s.__dict__ for s in batch.skipped[:20]],
+        skipped_reasons=dict(Counter(s.reason for s in batch.skipped).most_common()),
     )
     if done:
         report.already_imported = True

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from .. import __version__, figures
+from .. import __version__, baseline, figures
 from ..battles import NO_FILTERS, Filters, dataset_kind
 from ..errors import ArenatreeError, NotApplicable
 from ..leaderboards import Leaderboard, build_leaderboard
@@ -225,7 +225,22 @@ def leaderboard_section(ctx: _Context) -> Section:
     s.figure(
         "leaderboard", figures.interval_figure(t, "rating", "lower", "upper", label="model", title="rating")
     )
+    _baseline_blocks(ctx, s)
     return s
+
+
+def _baseline_blocks(ctx: _Context, s: Section) -> None:
+    """AlpacaEval's table (:mod:`pipelines.baseline`) when one model is in every vote."""
+    fixed = baseline.fixed_baseline(ctx.con, ctx.req.dataset, ctx.req.filters)
+    if fixed is None:
+        return
+    view = baseline.baseline_view(
+        ctx.con, ctx.req.dataset, fixed, ctx.req.filters, node=ctx.req.node, tree_id=ctx.tree_id
+    )
+    s.text(f"Against the fixed baseline {fixed}, as AlpacaEval scores it (rates in %):")
+    for note in view["notes"]:
+        s.text(note, "note")
+    s.table("baseline", pd.DataFrame(view["table"]), rows=None)
 
 
 def style_section(ctx: _Context) -> Section:
