@@ -59,6 +59,22 @@ def _parse_map(pairs: list[str]) -> dict[str, str]:
     return out
 
 
+def _parse_set(pairs: list[str]) -> dict[str, str]:
+    """``--set FIELD=VALUE`` pairs as the generic adapters' ``{"set:FIELD": VALUE}`` options."""
+    from .ingest.generic import SET_PREFIX
+
+    out = {}
+    for pair in pairs:
+        field, sep, value = pair.partition("=")
+        if not sep or not field.strip() or not value.strip():
+            raise ArenatreeError(f"--set {pair!r}: expected FIELD=VALUE, e.g. model_a=gpt-4")
+        key = SET_PREFIX + field.strip()
+        if key in out and out[key] != value.strip():
+            raise ArenatreeError(f"--set {field.strip()} is given twice ({out[key]} and {value.strip()})")
+        out[key] = value.strip()
+    return out
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     from .ingest import ingest
 
@@ -67,7 +83,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         options["winner_labels"] = args.winner_labels
     if args.judge_kind:
         options["judge_kind"] = args.judge_kind
-    reports = ingest(args.paths, args.dataset, fmt=args.format, options=options, db=args.db)
+    options.update(_parse_set(args.set or []))
+    fmt = args.format
+    if args.wide:
+        if fmt not in ("auto", "scores"):
+            raise ArenatreeError(f"--wide reads per-instance scores tables; use --format scores, not {fmt}")
+        fmt, options["wide"] = "scores", "1"
+    reports = ingest(args.paths, args.dataset, fmt=fmt, options=options, db=args.db)
     for r in reports:
         if r.already_imported:
             _log(f"{r.path}: already imported into {r.dataset!r} (same sha256); nothing added")
@@ -876,6 +898,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="generic votes: map source winner labels, e.g. A=model_a,B=model_b,draw=tie",
     )
     s.add_argument("--judge-kind", choices=["human", "llm"], help="generic votes: kind of judge")
+    s.add_argument(
+        "--set",
+        action="append",
+        metavar="FIELD=VALUE",
+        help="generic formats: the same value for every row, for a field the file has no column for, "
+        "e.g. model_a=gpt-4 (votes: model_a, model_b, judge, judge_kind, ...; scores: model) (repeatable)",
+    )
+    s.add_argument(
+        "--wide",
+        action="store_true",
+        help="generic scores: one row per item, every column not mapped (instance_id, prompt) is one "
+        "model's score (True/False, yes/no, 1/0 or a number in [0, 1])",
+    )
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_ingest)
 

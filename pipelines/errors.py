@@ -3,6 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+
+def plain(value: Any) -> Any:
+    """``value`` as a plain Python value for an error message: numpy scalars (``np.int64(2)``,
+    ``np.float64(0.5)``, ``np.str_('a')``) become ``2``, ``0.5``, ``'a'``; anything else is returned
+    as is. Format data values as ``repr(plain(v))`` or ``f"{plain(v)!r}"``, never ``f"{v!r}"``."""
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):
+        return value.item()
+    return value
 
 
 class ArenatreeError(Exception):

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from ..errors import ArenatreeError, InputError
+from ..errors import ArenatreeError, InputError, plain
 from ..store import one, run, transaction
 from ..style import FEATURE_COLUMNS, response_features_sql
 from ..text import clean_name, clean_texts, name_problem
@@ -160,7 +160,7 @@ def validate_results(batch: Batch, df: pd.DataFrame) -> None:
         df,
         score.isna() | (score < 0) | (score > 1),
         "score",
-        lambda r: f"score {r['score']!r} is not a number in [0, 1]",
+        lambda r: f"score {plain(r['score'])!r} is not a number in [0, 1]",
     )
     keys = df.assign(instance_id=df["instance_id"].astype(str), score=score)
     scores = keys.groupby(["instance_id", "model"])["score"].transform("nunique")
@@ -172,7 +172,8 @@ def validate_results(batch: Batch, df: pd.DataFrame) -> None:
             df,
             df.index.isin(same.index[1:2]),
             "score",
-            f"instance {first['instance_id']!r} of model {first['model']!r} has conflicting scores "
+            f"instance {plain(first['instance_id'])!r} of model {plain(first['model'])!r} has "
+            "conflicting scores "
             f"{sorted(same['score'].unique().tolist())}",
         )
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import InputError
+from ..errors import InputError, plain
 from .base import Adapter, Batch
 from .readers import iter_jsonl, read_json
 
@@ -88,7 +88,9 @@ def _items(path: Path) -> pd.DataFrame:
     dup = items["source_id"].duplicated()
     if dup.any():
         row = items[dup].iloc[0]
-        raise InputError(path, f"item id {row['source_id']!r} repeats", line=int(row["line"]), field="idx")
+        raise InputError(
+            path, f"item id {plain(row['source_id'])!r} repeats", line=int(row["line"]), field="idx"
+        )
     return items
 
 
