@@ -170,7 +170,7 @@ def build_db(db: Path, args: argparse.Namespace) -> dict:
         store.run(
             con,
             "INSERT INTO nodes SELECT ?, node_id, parent_id, depth, path, size, n_children, NULL, "
-            "'node ' || node_id, [], NULL, []::FLOAT[] FROM n",
+            "'node ' || node_id, [], NULL, []::FLOAT[], NULL FROM n",  # distinguishing: NULL
             [TREE_ID],
         )
         con.unregister("n")

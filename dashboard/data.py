@@ -41,6 +41,7 @@ from pipelines.audit import run as audit_run
 from pipelines.audit import stored as audit_stored
 from pipelines.errors import ArenatreeError, NotApplicable
 from pipelines.node_rank_sets import node_rank_sets as _joint_node_sets
+from pipelines.tree import agreement as tree_agreement_io
 from pipelines.tree import read as tree_read
 from pipelines.vote_drop import board_drops
 
@@ -148,6 +149,12 @@ def _central_prompt(db: str, version: Version, tree_id: str, node_id: int) -> st
         return tree_read.central_prompt(con, tree_id, node_id)
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def _tree_agreement(db: str, version: Version, tree_a: str, tree_b: str) -> pd.DataFrame:
+    with store.reader(db) as con:
+        return tree_agreement_io.tree_agreement(con, tree_a, tree_b)
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
 def _item_hits(db: str, version: Version, tree_id: str, query: str) -> pd.DataFrame:
     with store.reader(db) as con:
@@ -180,6 +187,19 @@ def tree_nodes(tree_id: str) -> pd.DataFrame:
     """Every node of tree ``tree_id`` in preorder (see :func:`pipelines.tree.read.tree_nodes`);
     ``parent_id`` is nullable Int64 (NA at the root), ``keywords`` a list of words."""
     return _tree_nodes(str(db_path()), snapshot_version(), tree_id)
+
+
+def agreement_partner(trees: pd.DataFrame, tree_id: str) -> str | None:
+    """The tree to compare ``tree_id`` with: an imported tree's newest built sibling, or a built
+    tree's newest imported one (None if the dataset has no such pair); ``trees`` as
+    :func:`trees` gives them for one dataset (tree_id as a column or the index)."""
+    return tree_agreement_io.agreement_partner(trees, tree_id)
+
+
+def tree_agreement(tree_a: str, tree_b: str) -> pd.DataFrame:
+    """NMI of two trees' item partitions at matching depths (see
+    :func:`pipelines.tree.agreement.tree_agreement`): depth, items, nodes_a, nodes_b, nmi."""
+    return _tree_agreement(str(db_path()), snapshot_version(), tree_a, tree_b)
 
 
 def node_items(tree_id: str, node_id: int, limit: int = 50) -> pd.DataFrame:

@@ -8,6 +8,7 @@ Untrusted text (dataset names, prompts, paths from import logs) is only ever sho
 from __future__ import annotations
 
 import functools
+import json
 import re
 import textwrap
 from collections.abc import Callable, Sequence
@@ -449,7 +450,35 @@ CHILD_COLUMN_CONFIG = {
     "share": st.column_config.ProgressColumn(
         "Share", help="of the parent's items", format="percent", min_value=0.0, max_value=1.0
     ),
+    "distinguishing": st.column_config.TextColumn(
+        "Distinguishing", help="how the node differs from its siblings (from an imported EvalTree tree)"
+    ),
 }
+
+AGREEMENT_COLUMN_CONFIG = {
+    "depth": st.column_config.NumberColumn("Depth", width="small"),
+    "nodes_a": _COUNT("Nodes here", help="this tree's nodes at the depth", format="localized"),
+    "nodes_b": _COUNT("Nodes there", help="the other tree's nodes at the depth", format="localized"),
+    "nmi": st.column_config.NumberColumn(
+        "NMI", help="normalised mutual information of the two item partitions (1 = identical)", format="%.3f"
+    ),
+}
+
+
+def is_imported(row: pd.Series) -> bool:
+    """Whether a ``trees`` row is a tree imported from a file (not built here)."""
+    return str(row["describer"]).startswith("imported:")
+
+
+def tree_label(row: pd.Series) -> str:
+    """A tree's name in the tree selector: when it was made, its size, and for an imported tree
+    that it was imported and under which name."""
+    label = f"{row['created_at']:%Y-%m-%d %H:%M} · {row['n_nodes']:,} nodes"
+    if is_imported(row):
+        name = json.loads(row["params"]).get("name", "")
+        label = f"imported {name} · {label}"
+    return label
+
 
 ITEM_COLUMN_CONFIG = {
     "source_ids": st.column_config.TextColumn("Source id", help="the id the item had in its file"),
@@ -523,9 +552,7 @@ def sidebar_tree(trees: pd.DataFrame) -> str | None:
         "Tree",
         trees.index.tolist(),
         TREE,
-        format_func=lambda t: (
-            f"{trees.loc[t, 'created_at']:%Y-%m-%d %H:%M} · {trees.loc[t, 'n_nodes']:,} nodes"
-        ),
+        format_func=lambda t: tree_label(trees.loc[t]),
         where=st.sidebar,
         help="Trees built for this dataset, newest first",
     )

@@ -352,6 +352,28 @@ def cmd_tree_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tree_import(args: argparse.Namespace) -> int:
+    from .tree.imported import import_tree
+
+    tree = import_tree(args.file, args.dataset, db=args.db, name=args.name, index=args.index)
+    summary = (
+        f"tree {tree['tree_id']}: {tree['n_nodes']:,} nodes, depth {tree['max_depth']}, "
+        f"coverage {tree['n_items']:,}/{tree['dataset_items']:,} items ({tree['coverage']:.1%}); "
+        f"leaves by {tree['index']}"
+    )
+    (_log if args.json else print)(summary)  # --json: stdout holds only the JSON document
+    if tree["shared_prompts"]:
+        _log(f"  {tree['shared_prompts']:,} instances share a prompt text with an earlier one (placed once)")
+    if tree["distinguishing_mismatched"]:
+        _log(
+            f"  {tree['distinguishing_mismatched']:,} nodes' 'distinguishing' lines did not match "
+            "their children (not kept)"
+        )
+    if args.json:
+        _print_json(tree)
+    return 0
+
+
 def cmd_tree_show(args: argparse.Namespace) -> int:
     from .store import reader
     from .tree.read import resolve_tree, show_tree
@@ -924,7 +946,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_fetch)
 
-    tree = sub.add_parser("tree", help="capability trees: build, show, route, list").add_subparsers(
+    tree = sub.add_parser("tree", help="capability trees: build, import, show, route, list").add_subparsers(
         dest="tree_command", required=True
     )
     s = tree.add_parser("build", help="build the capability tree of a dataset (cached; reruns are instant)")
@@ -963,6 +985,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_tree_build)
+    s = tree.add_parser("import", help="store a capability tree EvalTree made (its tree JSON)")
+    s.add_argument("file", help="EvalTree's tree JSON (description / subtrees / distinguishing)")
+    s.add_argument("--dataset", required=True, help="the dataset whose instances the leaves index")
+    s.add_argument("--name", help="a name for the tree (default: the file name)")
+    s.add_argument(
+        "--index",
+        choices=["auto", "idx", "position"],
+        default="auto",
+        help="leaf k is the item with id k (idx) or the k-th item in id order (position); "
+        "auto: idx when every item id is an integer",
+    )
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_tree_import)
     s = tree.add_parser("show", help="print a tree's nodes")
     s.add_argument("--dataset", required=True)
     s.add_argument("--tree", help="tree id (default: the dataset's newest)")

@@ -238,6 +238,10 @@ MIGRATIONS: list[str] = [
         result JSON NOT NULL                -- the audit as ``arenatree audit --json`` prints it
     );
     """,
+    # v5: imported trees (pipelines.tree.imported) keep how each child differs from its siblings
+    """
+    ALTER TABLE nodes ADD COLUMN distinguishing VARCHAR;  -- EvalTree's per-child 'distinguishing' text
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

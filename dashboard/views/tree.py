@@ -47,6 +47,19 @@ if trees.empty:
 # --- the tree -----------------------------------------------------------------------------------
 tree_id = widgets.sidebar_tree(trees)
 tree = trees.loc[tree_id]
+partner = data.agreement_partner(trees, tree_id)
+if partner is not None:  # an imported tree and a built one: how far their partitions agree
+    with st.sidebar:
+        other = "built" if widgets.is_imported(tree) else "imported"
+        st.caption(f"Agreement with the newest {other} tree ({widgets.tree_label(trees.loc[partner])})")
+        st.dataframe(
+            data.tree_agreement(tree_id, partner),
+            hide_index=True,
+            column_order=list(widgets.AGREEMENT_COLUMN_CONFIG),
+            column_config=widgets.AGREEMENT_COLUMN_CONFIG,
+            key=f"agreement-{tree_id}-{partner}",
+        )
+        st.caption("NMI of the item partitions at each depth, over the items both trees hold.")
 nodes = data.tree_nodes(tree_id)
 by_id = nodes.set_index("node_id", drop=False)
 node = widgets.current_node(tree_id, nodes["node_id"])
@@ -56,10 +69,16 @@ with st.container(horizontal=True):
     st.metric("Nodes", f"{tree['n_nodes']:,}", border=True)
     st.metric("Leaves", f"{tree['n_leaves']:,}", border=True)
     st.metric("Depth", f"{tree['max_depth']}", border=True)
-st.caption(
-    f"Built {tree['created_at']:%Y-%m-%d %H:%M} UTC in {tree['seconds']:.1f} s · "
-    f"annotator {tree['annotator']} · embedder {tree['embedder']} · describer {tree['describer']}"
-)
+if widgets.is_imported(tree):
+    st.caption(
+        f"Imported {tree['created_at']:%Y-%m-%d %H:%M} UTC from an EvalTree tree file "
+        f"({widgets.tree_label(tree)}) · centroids for routing: embedder {tree['embedder']}"
+    )
+else:
+    st.caption(
+        f"Built {tree['created_at']:%Y-%m-%d %H:%M} UTC in {tree['seconds']:.1f} s · "
+        f"annotator {tree['annotator']} · embedder {tree['embedder']} · describer {tree['describer']}"
+    )
 
 query = st.text_input(
     "Find a capability",
@@ -168,7 +187,8 @@ else:
     st.dataframe(
         kids.assign(label=widgets.node_labels(kids).to_numpy(), share=kids["size"] / by_id.loc[node, "size"]),
         hide_index=True,
-        column_order=list(widgets.CHILD_COLUMN_CONFIG),
+        column_order=[c for c in widgets.CHILD_COLUMN_CONFIG if c != "distinguishing"]
+        + (["distinguishing"] if kids["distinguishing"].notna().any() else []),
         column_config=widgets.CHILD_COLUMN_CONFIG,
         key=table,
         on_select=partial(widgets.node_row_picked, tree_id, table, kids["node_id"].tolist()),

@@ -34,6 +34,10 @@ from .naming import NAMER, capability_names, distinct_names
 from .read import stored_tree
 
 ANNOTATE_CHUNK = 64
+NODE_INSERT_COLUMNS = (
+    "tree_id, node_id, parent_id, depth, path, size, n_children, silhouette, description, keywords, "
+    "central_prompt_id, centroid, distinguishing"
+)
 EMBED_CHUNK = 512
 
 
@@ -409,18 +413,22 @@ def describe_nodes(
 
 
 def store_tree(con, row: dict, nodes: pd.DataFrame, members: pd.DataFrame) -> None:
-    """Replace tree ``row['tree_id']`` with these rows, in one transaction."""
+    """Replace tree ``row['tree_id']`` with these rows, in one transaction. ``nodes`` may carry a
+    ``distinguishing`` column (text per node; imported trees), else it is stored as NULL."""
     tree_id = row["tree_id"]
     with transaction(con):
         for table in ("node_members", "nodes", "trees"):
             run(con, f"DELETE FROM {table} WHERE tree_id = ?", [tree_id])  # noqa: S608 - constant names
         marks = ", ".join("?" * len(row))
         run(con, f"INSERT INTO trees VALUES ({marks})", list(row.values()))  # noqa: S608 - only '?'s
+        if "distinguishing" not in nodes:
+            nodes = nodes.assign(distinguishing=pd.Series([None] * len(nodes), dtype=object))
         con.register("new_nodes", nodes)
         run(
             con,
-            "INSERT INTO nodes SELECT ?, node_id, parent_id, depth, path, size, n_children, silhouette, "
-            "description, keywords, central_prompt_id, CAST(centroid AS FLOAT[]) FROM new_nodes",
+            f"INSERT INTO nodes ({NODE_INSERT_COLUMNS}) SELECT ?, node_id, parent_id, depth, path, size, "  # noqa: S608
+            "n_children, silhouette, description, keywords, central_prompt_id, CAST(centroid AS FLOAT[]), "
+            "CAST(distinguishing AS VARCHAR) FROM new_nodes",
             [tree_id],
         )
         con.unregister("new_nodes")

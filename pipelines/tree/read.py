@@ -13,7 +13,8 @@ from ..store import one
 from .cluster import route_tree
 
 NODE_COLUMNS = (
-    "node_id, parent_id, depth, path, size, n_children, silhouette, description, keywords, central_prompt_id"
+    "node_id, parent_id, depth, path, size, n_children, silhouette, description, keywords, "
+    "central_prompt_id, distinguishing"
 )
 
 
@@ -98,6 +99,7 @@ def show_tree(con, tree_id: str) -> list[dict]:
         rec["parent_id"] = None if pd.isna(rec["parent_id"]) else int(rec["parent_id"])
         rec["silhouette"] = None if pd.isna(rec["silhouette"]) else float(rec["silhouette"])
         rec["keywords"] = list(rec["keywords"])
+        rec["distinguishing"] = None if pd.isna(rec["distinguishing"]) else str(rec["distinguishing"])
         if rec["n_children"] == 0:
             rec["source_ids"] = [str(s) for s in sources.get(rec["node_id"], [])]
         out.append(rec)
