@@ -13,8 +13,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .digest import digest
-
 OFFLINE_CAPABILITY_CHARS = 500  # the offline annotator's truncation of a prompt
 
 
@@ -50,17 +48,13 @@ class Summarizer(ABC):
 
 
 class OfflineAnnotator(Annotator):
-    """No LLM: the prompt text itself, cut to ``max_chars`` characters, stands for its capability.
-
-    A longer prompt keeps a head sample and its question (:func:`pipelines.tree.digest.digest`),
-    so items that share a long passage but ask different questions stay apart."""
+    """No LLM: the prompt text itself, truncated to ``max_chars``, stands for its capability."""
 
     chunk_size = 20_000  # no remote calls: big chunks, few commits
 
     def __init__(self, max_chars: int = OFFLINE_CAPABILITY_CHARS) -> None:
         self.max_chars = max_chars
-        self.name = f"offline:{max_chars}:question"  # ':question': head + question, not head only
+        self.name = f"offline:{max_chars}"
 
     def annotate(self, texts: Sequence[str]) -> list[str]:
-        """One capability text (<= ``max_chars`` characters, whitespace collapsed) per text."""
-        return [digest(t, self.max_chars) for t in texts]
+        return [" ".join(t.split())[: self.max_chars] for t in texts]

@@ -77,39 +77,11 @@ def dataset_items(con, dataset: str) -> pd.DataFrame:
         "SELECT prompt_id, text FROM prompts WHERE dataset = ? ORDER BY prompt_id", [dataset]
     ).df()
     if len(items) < 2:
-        msg = f"dataset {dataset!r} has {len(items)} prompt texts; a tree needs at least 2"
-        if len(items) == 0:
-            formats = [
-                r[0]
-                for r in con.execute(
-                    "SELECT DISTINCT format FROM imports WHERE dataset = ? ORDER BY 1", [dataset]
-                ).fetchall()
-            ]
-            msg += f" ({missing_texts_hint(formats)})"
-        raise ArenatreeError(msg)
-    return items
-
-
-MISSING_TEXTS = {
-    "clean-battle": "clean_battle files carry no prompt text; import the conversation files of the same "
-    "battles (arena-conversations, arena-100k or arena-140k)",
-    "scores": "the scores table was imported without a prompt column; import it into a new dataset "
-    "with --map prompt=COLUMN (the column holding each item's text)",
-    "votes": "the votes table was imported without a prompt column; import it into a new dataset "
-    "with --map prompt=COLUMN (the column holding each vote's prompt)",
-}
-
-
-def missing_texts_hint(formats: list[str]) -> str:
-    """What is missing, for a dataset without prompt texts imported in ``formats`` (adapter
-    names, as the imports table holds them): one clause per format, '; '-joined."""
-    known = [MISSING_TEXTS[f] for f in formats if f in MISSING_TEXTS]
-    other = [f for f in formats if f not in MISSING_TEXTS]
-    if other:
-        known.append(
-            f"its {', '.join(other)} import(s) brought no prompt texts; import the prompts' file too"
+        raise ArenatreeError(
+            f"dataset {dataset!r} has {len(items)} prompt texts; a tree needs at least 2 "
+            "(clean_battle files carry no prompt text)"
         )
-    return "; ".join(known) or "nothing was imported into it"
+    return items
 
 
 ProgressFn = Callable[[str, float], None]  # (stage description, fraction done in [0, 1])
