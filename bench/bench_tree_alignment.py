@@ -79,10 +79,10 @@ def cached_minilm(con, texts: list[str]) -> np.ndarray:
     missing ones (simulator prompts no bundled dataset holds verbatim) are embedded here, once
     per process, as ``build_tree`` would embed them."""
     from pipelines.ingest.load import text_hash
-    from pipelines.tree.base import OfflineAnnotator
+    from pipelines.tree.base import offline_annotator
     from pipelines.tree.embed import MiniLMEmbedder
 
-    caps = OfflineAnnotator().annotate(texts)
+    caps = offline_annotator(texts).annotate(texts)
     hashes = [text_hash(c) for c in caps]
     vec = _lookup(con, hashes, MiniLMEmbedder().name)
     todo = [i for i, h in enumerate(hashes) if h not in vec and h not in _EXTRA]

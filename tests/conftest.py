@@ -64,7 +64,7 @@ def dataset_embeddings(db: Path, dataset: str):
     import json
 
     from pipelines import store
-    from pipelines.tree.base import OfflineAnnotator
+    from pipelines.tree.base import offline_annotator
     from pipelines.tree.build import cached_embeddings, dataset_items
     from pipelines.tree.embed import MiniLMEmbedder
 
@@ -73,7 +73,7 @@ def dataset_embeddings(db: Path, dataset: str):
         meta = dict(
             con.execute("SELECT prompt_id, metadata FROM prompts WHERE dataset = ?", [dataset]).fetchall()
         )
-        caps = OfflineAnnotator().annotate(items["text"].tolist())
+        caps = offline_annotator(items["text"].tolist()).annotate(items["text"].tolist())
         X = cached_embeddings(con, MiniLMEmbedder(), caps)  # all cached: no model call
     items["metadata"] = [json.loads(meta[p] or "{}") for p in items["prompt_id"]]
     return X, items

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .digest import digest, flat
+
 OFFLINE_CAPABILITY_CHARS = 500  # the offline annotator's truncation of a prompt
 
 
@@ -47,14 +49,50 @@ class Summarizer(ABC):
         """For each group of child descriptions, one phrase naming the shared capability."""
 
 
+SHARED_HEAD_SHARE = 0.01  # question mode when at least this share of the texts share their head
+
+
 class OfflineAnnotator(Annotator):
-    """No LLM: the prompt text itself, truncated to ``max_chars``, stands for its capability."""
+    """No LLM: the prompt text itself, cut to ``max_chars`` characters, stands for its capability.
+
+    ``question=False``: the first ``max_chars`` characters (whitespace collapsed). ``question=True``
+    (for datasets where items share a long passage, :func:`shared_heads`): a longer prompt keeps
+    a head sample and its question (:func:`pipelines.tree.digest.digest`), so items that share
+    the passage but ask different questions stay apart. The name says which, so cached
+    annotations of the two modes never mix."""
 
     chunk_size = 20_000  # no remote calls: big chunks, few commits
 
-    def __init__(self, max_chars: int = OFFLINE_CAPABILITY_CHARS) -> None:
+    def __init__(self, max_chars: int = OFFLINE_CAPABILITY_CHARS, question: bool = False) -> None:
         self.max_chars = max_chars
-        self.name = f"offline:{max_chars}"
+        self.question = question
+        self.name = f"offline:{max_chars}" + (":question" if question else "")
 
     def annotate(self, texts: Sequence[str]) -> list[str]:
-        return [" ".join(t.split())[: self.max_chars] for t in texts]
+        """One capability text (<= ``max_chars`` characters, whitespace collapsed) per text."""
+        if self.question:
+            return [digest(t, self.max_chars) for t in texts]
+        return [flat(t)[: self.max_chars] for t in texts]
+
+
+def shared_heads(texts: Sequence[str], max_chars: int = OFFLINE_CAPABILITY_CHARS) -> int:
+    """How many distinct texts share their first ``max_chars`` characters (whitespace collapsed)
+    with another distinct text: items the head-only offline annotator cannot tell apart."""
+    distinct = {flat(t) for t in texts}
+    heads: dict[str, int] = {}
+    for t in distinct:
+        heads[t[:max_chars]] = heads.get(t[:max_chars], 0) + 1
+    return sum(n for n in heads.values() if n > 1)
+
+
+def needs_question_mode(texts: Sequence[str], max_chars: int = OFFLINE_CAPABILITY_CHARS) -> bool:
+    """True when at least 2 and :data:`SHARED_HEAD_SHARE` of ``texts``' distinct texts share
+    their head with another (passage + question items, e.g. MMLU reading comprehension)."""
+    shared = shared_heads(texts, max_chars)
+    return shared >= 2 and shared >= SHARED_HEAD_SHARE * len(set(texts))
+
+
+def offline_annotator(texts: Sequence[str], max_chars: int = OFFLINE_CAPABILITY_CHARS) -> OfflineAnnotator:
+    """The offline annotator ``tree build`` uses for a dataset with these ``texts``: question mode
+    where :func:`needs_question_mode`, else head only."""
+    return OfflineAnnotator(max_chars, question=needs_question_mode(texts, max_chars))

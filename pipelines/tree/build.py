@@ -26,7 +26,7 @@ from .. import __version__
 from ..errors import ArenatreeError
 from ..ingest.load import text_hash
 from ..store import one, run, transaction, writer
-from .base import Annotator, Embedder, OfflineAnnotator, Summarizer
+from .base import Annotator, Embedder, OfflineAnnotator, Summarizer, needs_question_mode
 from .cluster import RecursiveKMeans
 from .describe import central_items, summarize_bottom_up
 from .embed import MiniLMEmbedder
@@ -41,8 +41,9 @@ NODE_INSERT_COLUMNS = (
 EMBED_CHUNK = 512
 
 
-def make_backends(annotator: str, embedder: str, describer: str, openai=None):
-    """(Annotator, Embedder, Summarizer | None) for the names the CLI takes."""
+def make_backends(annotator: str, embedder: str, describer: str, openai=None, question: bool = False):
+    """(Annotator, Embedder, Summarizer | None) for the names the CLI takes; ``question``: the
+    offline annotator keeps each long prompt's question (:class:`~pipelines.tree.base.OfflineAnnotator`)."""
     if {annotator, embedder, describer} - {"offline", "minilm", "openai"}:
         raise ArenatreeError(
             f"unknown backend in annotator={annotator!r}, embedder={embedder!r}, describer={describer!r}"
@@ -51,7 +52,7 @@ def make_backends(annotator: str, embedder: str, describer: str, openai=None):
         from .openai_backends import OpenAIAnnotator, OpenAIConfig, OpenAIEmbedder, OpenAISummarizer
 
         cfg = openai or OpenAIConfig.from_env()
-    ann: Annotator = OpenAIAnnotator(cfg) if annotator == "openai" else OfflineAnnotator()
+    ann: Annotator = OpenAIAnnotator(cfg) if annotator == "openai" else OfflineAnnotator(question=question)
     emb: Embedder = OpenAIEmbedder(cfg) if embedder == "openai" else MiniLMEmbedder()
     summ = OpenAISummarizer(cfg) if describer == "openai" else None
     return ann, emb, summ
@@ -60,7 +61,8 @@ def make_backends(annotator: str, embedder: str, describer: str, openai=None):
 def backends_for(tree: dict, openai=None):
     """The annotator and embedder that built a stored tree (to route new text the same way)."""
     kinds = json.loads(tree["params"])["backends"]
-    ann, emb, _ = make_backends(kinds["annotator"], kinds["embedder"], "offline", openai)
+    question = kinds.get("offline_text") == "question"
+    ann, emb, _ = make_backends(kinds["annotator"], kinds["embedder"], "offline", openai, question)
     if ann.name != tree["annotator"] or emb.name != tree["embedder"]:
         raise ArenatreeError(
             f"tree {tree['tree_id']} was built with {tree['annotator']} / {tree['embedder']}; "
@@ -77,11 +79,39 @@ def dataset_items(con, dataset: str) -> pd.DataFrame:
         "SELECT prompt_id, text FROM prompts WHERE dataset = ? ORDER BY prompt_id", [dataset]
     ).df()
     if len(items) < 2:
-        raise ArenatreeError(
-            f"dataset {dataset!r} has {len(items)} prompt texts; a tree needs at least 2 "
-            "(clean_battle files carry no prompt text)"
-        )
+        msg = f"dataset {dataset!r} has {len(items)} prompt texts; a tree needs at least 2"
+        if len(items) == 0:
+            formats = [
+                r[0]
+                for r in con.execute(
+                    "SELECT DISTINCT format FROM imports WHERE dataset = ? ORDER BY 1", [dataset]
+                ).fetchall()
+            ]
+            msg += f" ({missing_texts_hint(formats)})"
+        raise ArenatreeError(msg)
     return items
+
+
+MISSING_TEXTS = {
+    "clean-battle": "clean_battle files carry no prompt text; import the conversation files of the same "
+    "battles (arena-conversations, arena-100k or arena-140k)",
+    "scores": "the scores table was imported without a prompt column; import it into a new dataset "
+    "with --map prompt=COLUMN (the column holding each item's text)",
+    "votes": "the votes table was imported without a prompt column; import it into a new dataset "
+    "with --map prompt=COLUMN (the column holding each vote's prompt)",
+}
+
+
+def missing_texts_hint(formats: list[str]) -> str:
+    """What is missing, for a dataset without prompt texts imported in ``formats`` (adapter
+    names, as the imports table holds them): one clause per format, '; '-joined."""
+    known = [MISSING_TEXTS[f] for f in formats if f in MISSING_TEXTS]
+    other = [f for f in formats if f not in MISSING_TEXTS]
+    if other:
+        known.append(
+            f"its {', '.join(other)} import(s) brought no prompt texts; import the prompts' file too"
+        )
+    return "; ".join(known) or "nothing was imported into it"
 
 
 ProgressFn = Callable[[str, float], None]  # (stage description, fraction done in [0, 1])
@@ -269,25 +299,32 @@ def build_tree(
     """
     describer = describer or ("openai" if annotator == "openai" else "offline")
     say = log or (lambda msg: None)
-    ann, emb, summ = make_backends(annotator, embedder, describer, openai)
-    cluster = RecursiveKMeans(random_state=seed, **({"min_size": min_size} if min_size else {}))
-    params = {
-        "annotator": ann.name,
-        "embedder": emb.name,
-        "describer": summ.name if summ else NAMER,
-        "clusterer": type(cluster).__name__,
-        "cluster_params": {k: v for k, v in vars(cluster).items() if k != "progress" and not k.endswith("_")},
-        "seed": seed,
-        "backends": {"annotator": annotator, "embedder": embedder, "describer": describer}
-        | ({"llm": llm} if llm else {}),
-    }
     started = time.perf_counter()
     with writer(db) as con:
         items = dataset_items(con, dataset)
+        # passage + question items (MMLU reading, ...): the head-only offline text would merge them
+        question = annotator == "offline" and needs_question_mode(items["text"].tolist())
+        ann, emb, summ = make_backends(annotator, embedder, describer, openai, question)
+        cluster = RecursiveKMeans(random_state=seed, **({"min_size": min_size} if min_size else {}))
+        params = {
+            "annotator": ann.name,
+            "embedder": emb.name,
+            "describer": summ.name if summ else NAMER,
+            "clusterer": type(cluster).__name__,
+            "cluster_params": {
+                k: v for k, v in vars(cluster).items() if k != "progress" and not k.endswith("_")
+            },
+            "seed": seed,
+            "backends": {"annotator": annotator, "embedder": embedder, "describer": describer}
+            | ({"llm": llm} if llm else {})
+            | ({"offline_text": "question"} if question else {}),
+        }
         tree_id = tree_id_for(dataset, items, params)
         stored = stored_tree(con, tree_id)
         if stored and not force:
             return {**stored, "cached": True, "stats": {}}
+        if question:
+            say(f"{dataset}: items share long passages; the offline text keeps each one's question")
         texts = items["text"].tolist()
         say(f"{dataset}: {len(texts):,} items")
         capabilities = cached_annotations(con, ann, texts, progress, on_progress)

@@ -44,6 +44,7 @@ from .. import __version__
 from ..errors import ArenatreeError, InputError
 from ..scores import ancestor_matrix
 from ..store import one, writer
+from .base import needs_question_mode
 from .build import cached_annotations, cached_embeddings, make_backends, store_tree
 
 SOURCE = "evaltree"
@@ -289,7 +290,6 @@ def import_tree(
     started = time.perf_counter()
     file = Path(file)
     tree, sha = read_tree_file(file)
-    ann, emb, _ = make_backends("offline", embedder, "offline")
     with writer(db) as con:
         items, mode = item_index(con, dataset, index)
         members = place_instances(tree, items, file, dataset)
@@ -298,6 +298,9 @@ def import_tree(
             con.execute("SELECT prompt_id, text FROM prompts WHERE dataset = ?", [dataset]).fetchall()
         )
         member_texts = [texts[p] for p in members["prompt_id"]]
+        # the offline text of the dataset's own build (the same cache, routing the same way)
+        question = needs_question_mode([t for t in texts.values() if t is not None])
+        ann, emb, _ = make_backends("offline", embedder, "offline", question=question)
         capabilities = cached_annotations(con, ann, member_texts) if member_texts else []
         X = cached_embeddings(con, emb, capabilities) if capabilities else np.zeros((0, 1), np.float32)
         nodes = node_frame(tree, members, X)
@@ -311,7 +314,8 @@ def import_tree(
             "file": str(file.resolve()),
             "sha256": sha,
             "index": mode,
-            "backends": {"annotator": "offline", "embedder": embedder, "describer": "imported"},
+            "backends": {"annotator": "offline", "embedder": embedder, "describer": "imported"}
+            | ({"offline_text": "question"} if question else {}),
             "cluster_params": {"refine_levels": 0},
         }
         row = {

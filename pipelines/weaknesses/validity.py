@@ -344,7 +344,7 @@ def math_items(con, dataset: str = "math") -> tuple[pd.DataFrame, np.ndarray]:
     import json
 
     from ..ingest.load import text_hash
-    from ..tree.base import OfflineAnnotator
+    from ..tree.base import offline_annotator
     from ..tree.embed import MiniLMEmbedder
 
     items = con.execute(
@@ -353,7 +353,9 @@ def math_items(con, dataset: str = "math") -> tuple[pd.DataFrame, np.ndarray]:
     meta = items.pop("metadata").map(lambda m: json.loads(m or "{}"))
     items["subject"] = meta.map(lambda m: m.get("type", ""))
     items["level"] = meta.map(lambda m: int(re.sub(r"\D", "", str(m.get("level", "0"))) or 0))
-    hashes = [text_hash(c) for c in OfflineAnnotator().annotate(items["text"].tolist())]
+    hashes = [
+        text_hash(c) for c in offline_annotator(items["text"].tolist()).annotate(items["text"].tolist())
+    ]
     con.register("want_hashes", pd.DataFrame({"text_hash": list(dict.fromkeys(hashes))}))
     table = con.execute(
         "SELECT w.text_hash, e.vector FROM want_hashes w JOIN embeddings e USING (text_hash) "
