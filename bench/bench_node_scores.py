@@ -7,7 +7,8 @@ prompts between popularity-skewed models, with Bradley-Terry outcomes from per-b
 strengths, ~15% ties, and 2% of votes on prompts outside the tree. Tables are filled directly
 (not through the import adapters, which bench_import.py times).
 
-Then ``compute_node_scores`` end to end with ``--rounds`` bootstrap rounds, and a breakdown from
+Then ``compute_node_scores`` end to end with ``--ci`` node intervals (default sandwich, the
+stored default; ``bootstrap``: ``--rounds`` rounds), and a breakdown from
 its own timings: aggregation (one DuckDB GROUP BY per member node x pair x outcome), summing up
 the tree (one sparse product), per-(node, model) win rates + Wilson intervals, and the node
 Bradley-Terry fits + bootstraps (pipelines.ratings), plus storing (one transaction + publishing
@@ -19,7 +20,7 @@ against the aggregate-once-and-sum approach.
 
 The machine is shared: the load average is printed. No assertions.
 Usage: ``python bench/bench_node_scores.py [--nodes 2000] [--votes 1000000] [--models 100]
-[--rounds 100] [--seed 0] [--keep DIR]``
+[--rounds 100] [--ci sandwich|bootstrap] [--seed 0] [--keep DIR]``
 """
 
 from __future__ import annotations
@@ -227,6 +228,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--naive-sample", type=int, default=40)
+    ap.add_argument("--ci", choices=["sandwich", "bootstrap"], default="sandwich", help="node intervals")
     ap.add_argument("--keep", type=Path, help="folder to keep the database in (default: a temp dir)")
     args = ap.parse_args()
 
@@ -251,7 +253,9 @@ def main() -> None:
             shown["fit"] = step
             print(f"  fits {frac:4.0%} after {time.perf_counter() - t0:7.1f} s", file=sys.stderr, flush=True)
 
-    run_id = compute_node_scores(db, DATASET, TREE_ID, rounds=args.rounds, seed=args.seed, progress=progress)
+    run_id = compute_node_scores(
+        db, DATASET, TREE_ID, rounds=args.rounds, seed=args.seed, progress=progress, ci=args.ci
+    )
     total = time.perf_counter() - t0
     with store.reader(db) as con:
         row = con.execute("SELECT info, seconds FROM score_runs WHERE run_id = ?", [run_id]).fetchall()[0]
@@ -259,19 +263,20 @@ def main() -> None:
     info = json.loads(row[0])
     sec = info["seconds"]
     store_s = total - row[1]
-    print(f"\ncompute_node_scores, {shape['nodes']:,} nodes, {args.rounds} bootstrap rounds:")
+    how = "sandwich intervals" if args.ci == "sandwich" else f"{args.rounds} bootstrap rounds"
+    print(f"\ncompute_node_scores, {shape['nodes']:,} nodes, {how}:")
     print(f"  aggregation (DuckDB, once)        {sec['aggregate']:8.2f} s")
     print(f"  summing up the tree (sparse)      {sec['sum']:8.2f} s")
     print(f"  win rates + Wilson intervals      {sec['stats']:8.2f} s")
     print(
-        f"  BT fits + bootstrap, all nodes    {sec['fit']:8.2f} s   ({info['fitted_nodes']:,} nodes fitted)"
+        f"  BT fits + intervals, all nodes    {sec['fit']:8.2f} s   ({info['fitted_nodes']:,} nodes fitted)"
     )
     print(f"  storing + snapshot + session      {store_s:8.2f} s   ({len(table):,} rows)")
     print(f"  total                             {total:8.2f} s   target < {TARGET_S:.0f} s: "
           f"{'met' if total < TARGET_S else 'NOT met'}")  # fmt: skip
 
     t = time.perf_counter()
-    compute_node_scores(db, DATASET, TREE_ID, rounds=args.rounds, seed=args.seed)
+    compute_node_scores(db, DATASET, TREE_ID, rounds=args.rounds, seed=args.seed, ci=args.ci)
     print(f"  rerun (stored, keyed)             {time.perf_counter() - t:8.2f} s")
 
     per_node, n_nodes = naive_per_node(db, args.naive_sample, args.seed)

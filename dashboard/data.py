@@ -277,6 +277,7 @@ def build_tree(dataset: str, on_progress: Callable[[str, float], None] | None = 
 # Vote filters as the widgets return them: keyword arguments of :class:`pipelines.battles.Filters`
 # (None = all). Helpers turn them into a sorted tuple of items so they key the caches.
 FilterArgs = dict[str, Any]
+CI_METHODS = {"auto": "Sandwich where valid", "bootstrap": "Bootstrap"}  # the page's interval choice
 METHODS = {"bt": "Bradley–Terry", "rao-kupper": "Rao–Kupper"}
 _OPTION_COLUMNS = ("judge", "judge_kind", "language", "tstamp")
 
@@ -354,6 +355,8 @@ def _leaderboard(
     votes = _battles(db, version, dataset, filters, tree_id, node)
     table = slices.spread_leaderboard(votes, **dict(params))
     notes, group_of = design.leaderboard_notes(votes, table)
+    if table.attrs.get("ci_reason"):  # 'auto' could not use the sandwich here: say why
+        notes = [*notes, f"Intervals are bootstrap, not sandwich: {table.attrs['ci_reason']}."]
     if tree_id is not None and node != ROOT:
         nodes = _tree_nodes(db, version, tree_id).set_index("node_id")["description"]
         small = design.node_sentence(node, nodes.get(node), votes["prompt_id"].nunique())
@@ -395,14 +398,20 @@ def leaderboard(
     rounds: int = 100,
     seed: int = 0,
     level: float = 0.95,
+    ci: str = "auto",
+    reweight: bool = False,
 ) -> dict[str, Any]:
     """The rating leaderboard of the votes :func:`battles` selects: ``table`` (model, rating,
     lower, upper, rank_ub, battles; best first, see :func:`pipelines.ratings.leaderboard`; plus
-    rank_low, rank_high, p_top from the same bootstrap rounds, :func:`pipelines.slices.rank_spread`),
-    and for Rao–Kupper ``theta`` with its ``theta_interval``; ``notes``: what the votes' design
-    cannot support, in sentences (:mod:`pipelines.design`), with a ``group`` column in the table
-    when the models fall into groups that never meet."""
+    rank_low, rank_high, p_top from the same rounds, :func:`pipelines.slices.rank_spread`),
+    ``ci`` the interval method used ('sandwich' or 'bootstrap'; ``ci='auto'`` takes the sandwich
+    where valid, :func:`pipelines.sandwich.choose_ci`), and for Rao–Kupper ``theta`` with its
+    ``theta_interval``; ``notes``: what the votes' design cannot support, in sentences
+    (:mod:`pipelines.design`; also why 'auto' fell back to the bootstrap), with a ``group``
+    column in the table when the models fall into groups that never meet. ``reweight``:
+    LMArena's inverse-frequency pair weights."""
     params = (("method", method), ("rounds", int(rounds)), ("seed", int(seed)), ("level", float(level)))
+    params += (("ci", ci), ("reweight", bool(reweight)))
     return _leaderboard(
         str(db_path()), snapshot_version(), dataset, _key(filters), tree_id, int(node), params
     )
@@ -478,6 +487,7 @@ def _style_leaderboard(
         "coefficients": fit.coefficients,
         "used": fit.battles_used,
         "dropped": fit.battles_dropped,
+        "ci": fit.leaderboard.attrs.get("ci", "bootstrap"),
     }
 
 
@@ -490,12 +500,16 @@ def style_leaderboard(
     rounds: int = 100,
     seed: int = 0,
     level: float = 0.95,
+    ci: str = "auto",
+    reweight: bool = False,
 ) -> dict[str, Any]:
     """The style-controlled Bradley–Terry leaderboard of the votes :func:`battles` selects
     (:func:`pipelines.style_control.style_control`): ``table`` (leaderboard columns plus
     rank_change), ``coefficients`` (feature, coef, lower, upper), ``used`` / ``dropped`` votes
-    (with / without every style feature); or only ``error`` when no vote has the style features."""
+    (with / without every style feature), ``ci`` the interval method used; or only ``error``
+    when no vote has the style features. ``ci`` / ``reweight`` as :func:`leaderboard`."""
     params = (("rounds", int(rounds)), ("seed", int(seed)), ("level", float(level)))
+    params += (("ci", ci), ("reweight", bool(reweight)))
     return _style_leaderboard(
         str(db_path()), snapshot_version(), dataset, _key(filters), tree_id, int(node), params
     )
@@ -503,7 +517,7 @@ def style_leaderboard(
 
 # --- node scores ----------------------------------------------------------------------------------
 
-SCORE_ROUNDS = 100  # bootstrap rounds of the node ratings the pages compute and look up
+SCORE_ROUNDS = 100  # node-score run parameter the pages compute and look up (sandwich intervals)
 SCORE_SEED = 0
 SCORE_LEVEL = 0.95
 

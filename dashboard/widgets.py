@@ -857,8 +857,8 @@ LEADERBOARD_COLUMN_CONFIG = {
     ),
     "model": st.column_config.TextColumn("Model"),
     "rating": _RATING("Rating", format="%.1f", help="maximum-likelihood rating, Elo-like points"),
-    "lower": _RATING("Lower", format="%.1f", help="bootstrap interval, lower end"),
-    "upper": _RATING("Upper", format="%.1f", help="bootstrap interval, upper end"),
+    "lower": _RATING("Lower", format="%.1f", help="95% interval, lower end (sandwich or bootstrap)"),
+    "upper": _RATING("Upper", format="%.1f", help="95% interval, upper end (sandwich or bootstrap)"),
     "battles": _COUNT("Battles", format="localized", help="votes the model took part in"),
     "rank_change": _COUNT("Rank change", help="rank (UB) without style control minus with it: + = moves up"),
     "elo": _RATING("Online Elo", format="%.1f", help="sequential Elo over the votes in time order (K=4)"),
@@ -973,7 +973,7 @@ def offer_node_scores(
             icon=":material/calculate:",
             key=f"compute-{tree_id}",
             help="Win rates / accuracy with intervals and a Bradley–Terry fit in every node "
-            f"({data.SCORE_ROUNDS} bootstrap rounds, seed {data.SCORE_SEED})",
+            "(sandwich intervals, as LMArena's)",
         )
     if clicked:
         bar = st.progress(0.0, text="Starting…")
@@ -1394,16 +1394,19 @@ BASELINE_COLUMN_CONFIG = {
 HUB_COLUMN_CONFIG = {
     **LEADERBOARD_COLUMN_CONFIG,
     "rank": _COUNT("Rank", help="position by rating (1 = best)", width="small"),
-    "rank_low": _COUNT("Rank from", help="2.5% of the model's rank over the bootstrap rounds", width="small"),
-    "rank_high": _COUNT("Rank to", help="97.5% of the model's rank over the bootstrap rounds", width="small"),
+    "rank_low": _COUNT("Rank from", help="2.5% of the model's rank over the rounds", width="small"),
+    "rank_high": _COUNT("Rank to", help="97.5% of the model's rank over the rounds", width="small"),
     "rank_range": st.column_config.TextColumn(
-        "Rank range", help="95% range of the model's rank over the bootstrap rounds (2.5% to 97.5%)"
+        "Rank range",
+        help="95% range of the model's rank over the bootstrap rounds or sandwich draws (2.5% to 97.5%)",
     ),
     "group": _COUNT(
         "Group", help="models that meet, directly or through others; compare within a group only"
     ),
     "p_top": _RATING(
-        "P(#1)", format="percent", help="share of bootstrap rounds where the model rates highest"
+        "P(#1)",
+        format="percent",
+        help="share of rounds (bootstrap or sandwich draws) where the model rates highest",
     ),
     "rank_before": _COUNT(
         "Rank as voted", help="position without slice weighting, same votes", width="small"

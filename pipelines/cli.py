@@ -531,6 +531,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
             seed=args.seed,
             anchor=args.anchor,
             top_k=args.top_k,
+            ci=args.ci,
+            reweight=args.reweight,
         )
     if args.json:
         _print_json(board.as_dict())
@@ -548,9 +550,15 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         return 0
     method = "Rao-Kupper" if args.method == "rao-kupper" else "Bradley-Terry"
     style = ", style-controlled" if args.style_control else ""
+    style += ", inverse-frequency reweighted" if args.reweight else ""
+    intervals = (
+        f"sandwich (CLT) intervals, rank spread from {args.bootstrap} normal draws"
+        if board.params.get("ci_used") == "sandwich"
+        else f"{args.bootstrap} bootstrap rounds"
+    )
     print(
         f"{board.dataset}, {where}: {method}{style} over {board.n_votes:,} votes, "
-        f"{args.bootstrap} bootstrap rounds (400 points = 10x odds)"
+        f"{intervals} (400 points = 10x odds)"
     )
     change, spread, grouped = "rank_change" in t, "p_top" in t, "group" in t
     print(
@@ -572,10 +580,11 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     for note in board.extra.get("notes", []):
         print(f"note: {note}")
     if spread:
+        rounds = "normal draws" if board.params.get("ci_used") == "sandwich" else "bootstrap rounds"
         print(
-            f"rank range: the {board.params['level']:.0%} range of the model's rank over the bootstrap "
-            f"rounds; rank set: a {board.params['level']:.0%} confidence set for every model's rank at "
-            "once (max-t bootstrap); P(#1): share of rounds in which it rates highest"
+            f"rank range: the {board.params['level']:.0%} range of the model's rank over the {rounds}; "
+            f"rank set: a {board.params['level']:.0%} confidence set for every model's rank at "
+            "once (max-t over the same rounds); P(#1): share of rounds in which it rates highest"
         )
     for drop in board.extra.get("vote_drop", []):
         print(f"vote drop: {drop['sentence']}")
@@ -1017,14 +1026,31 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_tree_list)
 
     s = sub.add_parser(
-        "leaderboard", help="ratings with bootstrap intervals (or accuracy for per-instance data)"
+        "leaderboard", help="ratings with sandwich or bootstrap intervals (or accuracy for per-instance data)"
     )
     s.add_argument("--dataset", required=True)
     s.add_argument("--node", type=int, help="only the items under this node of the dataset's tree")
     s.add_argument("--tree", help="tree id for --node (default: the dataset's newest)")
     s.add_argument("--method", choices=["bt", "rao-kupper"], default="bt", help="tie model (default bt)")
     s.add_argument("--style-control", action="store_true", help="control for length and markdown (LMArena)")
-    s.add_argument("--bootstrap", type=int, default=100, metavar="R", help="bootstrap rounds (default 100)")
+    s.add_argument(
+        "--bootstrap",
+        type=int,
+        default=100,
+        metavar="R",
+        help="bootstrap rounds, or normal draws for the rank spread of a sandwich fit (default 100)",
+    )
+    s.add_argument(
+        "--ci",
+        choices=["auto", "sandwich", "bootstrap"],
+        default="auto",
+        help="interval method: LMArena's sandwich (CLT), the bootstrap, or auto = sandwich where valid",
+    )
+    s.add_argument(
+        "--reweight",
+        action="store_true",
+        help="LMArena's inverse-frequency reweighting: each pair's battles weigh 1/max(n_pair, 50)",
+    )
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--anchor", metavar="MODEL", help="pin this model at 1000 (default: mean 1000)")
     s.add_argument(

@@ -124,13 +124,18 @@ def build_leaderboard(
     level: float = 0.95,
     anchor: str | None = None,
     top_k: int = 3,
+    ci: str = "auto",
+    reweight: bool = False,
 ) -> Leaderboard:
     """The leaderboard of ``dataset`` (optionally only the items under ``node`` of its tree).
 
     Pairwise datasets: Bradley–Terry (``method='bt'``, ties as half a win) or Rao–Kupper, with
-    ``rounds`` multinomial bootstrap rounds from ``seed``; ``style=True`` adds LMArena's style
-    control; ``extra['vote_drop']`` says how many votes must be removed to change #1 and the top
-    ``top_k`` (:func:`pipelines.vote_drop.board_drops`). Per-instance datasets: accuracy with
+    ``ci`` intervals: 'auto' (the default: LMArena's sandwich where valid, else bootstrap, with a
+    note saying why; :func:`pipelines.sandwich.choose_ci`), 'sandwich', or 'bootstrap' (``rounds``
+    multinomial rounds from ``seed``; a sandwich fit draws ``rounds`` normal rounds for the rank
+    spread); ``reweight`` applies LMArena's inverse-frequency pair weights; ``style=True`` adds
+    LMArena's style control; ``extra['vote_drop']`` says how many votes must be removed to change
+    #1 and the top ``top_k`` (:func:`pipelines.vote_drop.board_drops`). Per-instance datasets: accuracy with
     Clopper–Pearson intervals (``filters``, ``method``, ``style`` and ``rounds`` do not apply and must
     be left at their defaults).
     """
@@ -144,7 +149,7 @@ def build_leaderboard(
         tree_id = resolve_tree(con, dataset, tree_id)
         prompt_ids, description = subtree_prompt_ids(con, tree_id, node)
     params = {"method": method, "style_control": style, "rounds": rounds, "seed": seed, "level": level}
-    params |= {"anchor": anchor, "filters": filters.key(), "top_k": top_k}
+    params |= {"anchor": anchor, "filters": filters.key(), "top_k": top_k, "ci": ci, "reweight": reweight}
     if kind == "instances":
         if not filters.is_default() or style or method != "bt":
             raise ArenatreeError(
@@ -184,19 +189,33 @@ def build_leaderboard(
             raise ArenatreeError("style control fits Bradley–Terry; use it with --method bt")
         from .style_control import style_control
 
-        fit = style_control(votes, rounds, seed, level, anchor=anchor)
+        fit = style_control(votes, rounds, seed, level, anchor=anchor, ci=ci, reweight=reweight)
         board.table, board.coefficients = fit.leaderboard, fit.coefficients
+        _ci_used(board, fit.leaderboard.attrs)
         board.extra["battles_used"] = int(fit.battles_used)
         board.extra["battles_dropped"] = int(fit.battles_dropped)
         board.extra["vote_drop"] = board_drops(votes, method, style, top_k)
         return with_design_notes(board, votes)
     # the plain fit plus each model's rank range and P(#1) from the same bootstrap rounds
-    board.table = spread_leaderboard(votes, rounds, seed, level, method=method, anchor=anchor)
+    board.table = spread_leaderboard(
+        votes, rounds, seed, level, method=method, anchor=anchor, ci=ci, reweight=reweight
+    )
+    _ci_used(board, board.table.attrs)
     if method == "rao-kupper":
         board.extra["theta"] = board.table.attrs["theta"]
         board.extra["theta_interval"] = list(board.table.attrs["theta_interval"])
     board.extra["vote_drop"] = board_drops(votes, method, style, top_k)
     return with_design_notes(board, votes)
+
+
+def _ci_used(board: Leaderboard, attrs: dict) -> None:
+    """Record on ``board`` which interval method its table used (``params['ci_used']``) and, when
+    'auto' fell back to the bootstrap, a note saying why."""
+    board.params["ci_used"] = attrs.get("ci", "bootstrap")
+    if attrs.get("ci_reason"):
+        board.extra.setdefault("ci_notes", []).append(
+            f"Intervals are bootstrap, not sandwich: {attrs['ci_reason']}."
+        )
 
 
 def with_design_notes(board: Leaderboard, votes: pd.DataFrame) -> Leaderboard:
@@ -208,7 +227,7 @@ def with_design_notes(board: Leaderboard, votes: pd.DataFrame) -> Leaderboard:
         if board.node is not None
         else None
     )
-    board.extra["notes"] = [*([small] if small else []), *notes]
+    board.extra["notes"] = [*([small] if small else []), *notes, *board.extra.pop("ci_notes", [])]
     if group_of:
         board.table = board.table.assign(group=board.table["model"].map(group_of).astype("int64"))
     return board

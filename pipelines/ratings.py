@@ -535,6 +535,7 @@ def bootstrap_fit(
     ties: str = "half",
     tol: float = 1e-10,
     maxiter: int = 200,
+    weights: np.ndarray | None = None,
 ) -> BootstrapFit:
     """Point MLE plus ``rounds`` multinomial-bootstrap refits, natural-scale parameters.
 
@@ -542,15 +543,18 @@ def bootstrap_fit(
     (:func:`resample_counts`), then all rounds solved together by batched Newton, each warm-started
     at the point estimate (typically 3–4 iterations to :data:`ROUND_TOL`). A round whose MLE is infinite
     (:func:`separated_rounds`) stops after :data:`SEPARATED_MAXITER` iterations, its runaway models
-    far out but finite.
+    far out but finite. ``weights`` (n_cells,): a weight per battle of each cell (e.g. LMArena's
+    inverse-frequency weights, :func:`pipelines.sandwich.inverse_frequency_weights`), applied to
+    the observed and to every resampled count, as arena-rank does; None weighs every battle 1.
     """
     n = len(models)
-    point = fit_pairwise(cells.a, cells.b, n, cells.counts, method=method, ties=ties, tol=tol)
+    w = np.ones(len(cells.a)) if weights is None else np.asarray(weights, dtype=np.float64)
+    point = fit_pairwise(cells.a, cells.b, n, cells.counts * w[:, None], method=method, ties=ties, tol=tol)
     draws = resample_counts(cells, rounds, np.random.default_rng(seed))
     cap = np.where(separated_rounds(cells.a, cells.b, n, draws, method, ties), SEPARATED_MAXITER, maxiter)
     tol = max(tol, ROUND_TOL)
     kw = {"method": method, "ties": ties, "start": point, "tol": tol, "maxiter": cap}
-    boot = fit_pairwise(cells.a, cells.b, n, draws, **kw)
+    boot = fit_pairwise(cells.a, cells.b, n, draws * w[None, :, None], **kw)
     return BootstrapFit(point, boot)
 
 
@@ -623,14 +627,20 @@ def battles_played(n_models: int, a: np.ndarray, b: np.ndarray, counts: np.ndarr
 
 
 def leaderboard_table(
-    models: list[str], ratings: np.ndarray, boot: np.ndarray, played: np.ndarray, level: float = 0.95
+    models: list[str],
+    ratings: np.ndarray,
+    boot: np.ndarray,
+    played: np.ndarray,
+    level: float = 0.95,
+    bounds: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """Leaderboard frame from point ratings (n,), bootstrap ratings (rounds, n) and battles played (n,).
 
-    Columns model, rating, lower, upper (``level`` percentile interval), rank_ub, battles; best first.
+    Columns model, rating, lower, upper (``level`` percentile interval of ``boot``, or ``bounds``
+    (lower, upper) each (n,) when given, e.g. sandwich intervals), rank_ub, battles; best first.
     """
     tail = 100 * (1 - level) / 2
-    lower, upper = np.percentile(boot, [tail, 100 - tail], axis=0)
+    lower, upper = np.percentile(boot, [tail, 100 - tail], axis=0) if bounds is None else bounds
     table = pd.DataFrame(
         {
             "model": models,
@@ -657,17 +667,24 @@ def leaderboard(
     init_rating: float = 1000.0,
     anchor: str | None = None,
     tol: float = 1e-10,
+    ci: str = "bootstrap",
+    reweight: bool = False,
 ) -> pd.DataFrame:
-    """Bradley–Terry (or Rao–Kupper) leaderboard with percentile bootstrap intervals.
+    """Bradley–Terry (or Rao–Kupper) leaderboard with ``level`` intervals.
 
-    Columns: model, rating (point MLE, Elo-like points), lower, upper (``level`` percentile interval
-    over the bootstrap rounds), rank_ub (see :func:`rank_upper_bound`), battles (battles the model
-    played). Sorted by rating, best first. ``method='rao-kupper'`` models ties (``ties`` is then
+    Columns: model, rating (point MLE, Elo-like points), lower, upper, rank_ub (see
+    :func:`rank_upper_bound`), battles (battles the model played). Sorted by rating, best first.
+    ``ci``: 'bootstrap' (percentile interval over ``rounds`` multinomial rounds), 'sandwich'
+    (LMArena's CLT interval, :mod:`pipelines.sandwich`) or 'auto' (sandwich where it is valid,
+    :func:`pipelines.sandwich.choose_ci`); ``table.attrs['ci']`` says which was used and
+    ``attrs['ci_reason']`` why bootstrap was used under 'auto'. ``reweight``: LMArena's
+    inverse-frequency weights per pair. ``method='rao-kupper'`` models ties (``ties`` is then
     unused) and stores the tie parameter in ``table.attrs['theta']`` with its interval in
     ``table.attrs['theta_interval']``.
     """
     kw = {"method": method, "ties": ties, "scale": scale, "base": base, "init_rating": init_rating}
-    return leaderboard_rounds(battles, rounds, seed, level, anchor=anchor, tol=tol, **kw)[0]
+    kw |= {"anchor": anchor, "tol": tol, "ci": ci, "reweight": reweight}
+    return leaderboard_rounds(battles, rounds, seed, level, **kw)[0]
 
 
 def leaderboard_rounds(
@@ -683,29 +700,46 @@ def leaderboard_rounds(
     init_rating: float = 1000.0,
     anchor: str | None = None,
     tol: float = 1e-10,
+    ci: str = "bootstrap",
+    reweight: bool = False,
 ) -> tuple[pd.DataFrame, list[str], np.ndarray]:
     """:func:`leaderboard` and what it was computed from: the table, the models (in
-    :func:`aggregate` order) and their bootstrap ratings (rounds, n_models) in points, for
-    statistics over the same rounds (e.g. each model's rank range)."""
+    :func:`aggregate` order) and their rating rounds (rounds, n_models) in points, for statistics
+    over the same rounds (e.g. each model's rank range): bootstrap rounds, or for a sandwich fit
+    ``rounds`` draws from the fit's asymptotic normal law."""
+    from . import sandwich
+
     models, cells = aggregate(battles)
     if method == "rao-kupper":
         require_decisive(cells.counts)
-    fit = bootstrap_fit(models, cells, rounds, seed, method=method, ties=ties, tol=tol)
     n = len(models)
+    weights = sandwich.inverse_frequency_weights(cells.a, cells.b, cells.counts) if reweight else None
+    used, reason = sandwich.choose_ci(ci, method, cells, n, ties)
     kw = {"scale": scale, "base": base, "init_rating": init_rating, "anchor": anchor}
-    boot = to_ratings(fit.draws[:, :n], models, **kw)
-    table = leaderboard_table(
-        models,
-        to_ratings(fit.point[:n], models, **kw),
-        boot,
-        battles_played(n, cells.a, cells.b, cells.counts),
-        level,
-    )
-    if method == "rao-kupper":
-        tail = 100 * (1 - level) / 2
-        theta = np.exp(fit.draws[:, -1])
-        table.attrs["theta"] = float(math.exp(fit.point[-1]))
-        table.attrs["theta_interval"] = tuple(float(v) for v in np.percentile(theta, [tail, 100 - tail]))
+    played = battles_played(n, cells.a, cells.b, cells.counts)
+    if used == "sandwich":
+        w = np.ones(len(cells.a)) if weights is None else weights
+        point = fit_pairwise(cells.a, cells.b, n, cells.counts * w[:, None], ties=ties, tol=tol)
+        cov = sandwich.pairwise_covariance(
+            cells.a, cells.b, n, cells.counts, point, weights=weights, ties=ties
+        )
+        points = scale / math.log(base)
+        rating_cov = sandwich.rating_covariance(cov, n, None if anchor is None else models.index(anchor))
+        rating_cov *= points**2
+        rated = to_ratings(point[:n], models, **kw)
+        boot = sandwich.normal_draws(rated, rating_cov, rounds, seed)
+        bounds = sandwich.normal_intervals(rated, rating_cov, level)
+        table = leaderboard_table(models, rated, boot, played, level, bounds=bounds)
+    else:
+        fit = bootstrap_fit(models, cells, rounds, seed, method=method, ties=ties, tol=tol, weights=weights)
+        boot = to_ratings(fit.draws[:, :n], models, **kw)
+        table = leaderboard_table(models, to_ratings(fit.point[:n], models, **kw), boot, played, level)
+        if method == "rao-kupper":
+            tail = 100 * (1 - level) / 2
+            theta = np.exp(fit.draws[:, -1])
+            table.attrs["theta"] = float(math.exp(fit.point[-1]))
+            table.attrs["theta_interval"] = tuple(float(v) for v in np.percentile(theta, [tail, 100 - tail]))
+    table.attrs.update(ci=used, ci_reason=reason, reweight=bool(reweight))
     return table, models, boot
 
 

@@ -55,14 +55,17 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 from scipy.stats import beta, norm
 
-from . import __version__, ratings
+from . import __version__, ratings, sandwich
 from .battles import NO_FILTERS, Filters, checked_battles_query, dataset_kind
 from .errors import ArenatreeError
 from .store import one, run, transaction, writer
 from .tree.read import resolve_tree, tree_nodes
 
-METHOD_VERSION = 1  # bump whenever a change here changes numbers, so stored runs are recomputed
+# Bump whenever a change here changes numbers, so stored runs are recomputed
+# (v2: node rating intervals are sandwich (CLT) by default, not bootstrap).
+METHOD_VERSION = 2
 MIN_N = 5  # no interval on a score with fewer battles / results (EvalTree)
+NODE_CI = ("sandwich", "bootstrap")  # interval methods of the node ratings
 MIN_FIT_BATTLES = 20  # battles a node's fitted set needs before it gets a Bradley-Terry fit
 OUTCOMES = ("wins_a", "wins_b", "ties")  # column 3 * pair + outcome of NodeCells.counts
 
@@ -369,13 +372,19 @@ def fitted_models(n_models: int, cells: ratings.Cells) -> np.ndarray:
 
 
 def fit_node(
-    models: list[str], cells: ratings.Cells, rounds: int = 100, seed: int = 0, level: float = 0.95
+    models: list[str],
+    cells: ratings.Cells,
+    rounds: int = 100,
+    seed: int = 0,
+    level: float = 0.95,
+    ci: str = "sandwich",
 ) -> pd.DataFrame:
     """The node's own Bradley-Terry leaderboard over ``models`` (the cells' model list).
 
     Returns one row per model in ``models`` order: rating, rating_lower, rating_upper (``level``
-    percentile bootstrap interval, ``rounds`` rounds from ``seed``), rank_ub; NaN for models
-    outside :func:`fitted_models` (and for the interval columns when ``rounds == 0``).
+    interval: ``ci='sandwich'``, LMArena's CLT interval, valid on the fitted set since its MLE
+    exists; or ``'bootstrap'``, percentile over ``rounds`` rounds from ``seed``), rank_ub; NaN for
+    models outside :func:`fitted_models` (and for the interval columns when ``rounds == 0``).
     """
     out = pd.DataFrame(
         np.nan,
@@ -389,6 +398,20 @@ def fit_node(
     a, b = np.searchsorted(keep, cells.a[mask]), np.searchsorted(keep, cells.b[mask])
     sub = ratings.Cells(a, b, cells.wins_a[mask], cells.wins_b[mask], cells.ties[mask])
     names = [models[i] for i in keep]
+    if ci == "sandwich":
+        point = ratings.fit_pairwise(sub.a, sub.b, len(names), sub.counts)
+        rated = ratings.to_ratings(point, names)
+        out.iloc[keep, 0] = rated
+        if rounds > 0:
+            cov = sandwich.pairwise_covariance(sub.a, sub.b, len(names), sub.counts, point)
+            points = (400.0 / np.log(10.0)) ** 2
+            lower, upper = sandwich.normal_intervals(
+                rated, sandwich.rating_covariance(cov, len(names)) * points, level
+            )
+            out.iloc[keep, 1] = lower
+            out.iloc[keep, 2] = upper
+            out.iloc[keep, 3] = ratings.rank_upper_bound(lower, upper)
+        return out
     fit = ratings.bootstrap_fit(names, sub, rounds=rounds, seed=seed)  # point fit once, with the rounds
     out.iloc[keep, 0] = ratings.to_ratings(fit.point, names)
     if rounds > 0:
@@ -404,7 +427,9 @@ def fit_node(
 # --------------------------------------------------------------------------- scores
 
 
-def _check_params(rounds: int, level: float) -> None:
+def _check_params(rounds: int, level: float, ci: str = "sandwich") -> None:
+    if ci not in NODE_CI:
+        raise ArenatreeError(f"ci={ci!r}: node intervals are one of {', '.join(NODE_CI)}")
     if not 0 < level < 1:
         raise ArenatreeError(f"level={level}: expected a confidence level between 0 and 1, e.g. 0.95")
     if rounds < 0:
@@ -417,10 +442,12 @@ def pairwise_scores(
     seed: int = 0,
     level: float = 0.95,
     progress: ProgressFn | None = None,
+    ci: str = "sandwich",
 ) -> tuple[pd.DataFrame, dict]:
     """Scores of every (node, model) with battles in the node, :data:`SCORE_COLUMNS`, sorted by
-    node_id then model; and an info dict (fits made, interval method, stage seconds)."""
-    _check_params(rounds, level)
+    node_id then model; and an info dict (fits made, interval methods, stage seconds). ``ci``:
+    the node ratings' intervals (:func:`fit_node`)."""
+    _check_params(rounds, level, ci)
     t0 = time.perf_counter()
     played, wins, ties = cells.model_totals()
     table, node_row, model_idx = proportion_table(
@@ -432,7 +459,7 @@ def pairwise_scores(
     n_nodes = len(cells.node_ids)
     for i, node_id in enumerate(cells.node_ids):
         models, node_cells_ = cells.cells(int(node_id))
-        fit = fit_node(models, node_cells_, rounds, seed, level)
+        fit = fit_node(models, node_cells_, rounds, seed, level, ci)
         fits.append(fit.reset_index().assign(node_id=node_id))
         if progress and (i % 16 == 0 or i == n_nodes - 1):
             progress("fit", (i + 1) / n_nodes)
@@ -441,6 +468,7 @@ def pairwise_scores(
     table = table.merge(bt, on=["node_id", "model"], how="left", validate="one_to_one")
     info = {
         "interval": "wilson (battles as n; conservative with ties)",
+        "rating_interval": ci,
         "fitted_nodes": int(bt.groupby("node_id")["rating"].count().gt(0).sum()),
         "rows": int(cells.counts[0].sum()),  # votes at the root: all of them
         "outside_tree": cells.outside,
@@ -530,7 +558,9 @@ def instance_scores(results: NodeResults, level: float = 0.95) -> tuple[pd.DataF
 # --------------------------------------------------------------------------- runs
 
 
-def run_params(kind: str, filters: Filters, rounds: int, seed: int, level: float) -> dict:
+def run_params(
+    kind: str, filters: Filters, rounds: int, seed: int, level: float, ci: str = "sandwich"
+) -> dict:
     """Every parameter that shapes a run's numbers, JSON-able (what ``score_runs.params`` holds).
     Per-instance runs have no votes to filter and no fit, so filters, rounds and seed are left out."""
     params: dict = {"method_version": METHOD_VERSION, "level": float(level), "min_n": MIN_N}
@@ -541,6 +571,7 @@ def run_params(kind: str, filters: Filters, rounds: int, seed: int, level: float
             seed=int(seed),
             min_fit_battles=MIN_FIT_BATTLES,
             ties="half",
+            ci=ci,
         )
     return params
 
@@ -568,6 +599,7 @@ def _request(
     rounds: int,
     seed: int,
     level: float,
+    ci: str = "sandwich",
 ) -> tuple[str, str | None, dict, list[str], str]:
     """(kind, tree_id, params, import_ids, run_id) of a request, validated."""
     kind = dataset_kind(con, dataset)
@@ -575,9 +607,9 @@ def _request(
         raise ArenatreeError(f"dataset {dataset!r} holds {kind} data; node scores need votes or results")
     if kind == "instances" and not filters.is_default():
         raise ArenatreeError(f"dataset {dataset!r} holds per-instance results; vote filters do not apply")
-    _check_params(rounds, level)
+    _check_params(rounds, level, ci)
     tree = None if whole else resolve_tree(con, dataset, tree_id)
-    params = run_params(kind, filters, rounds, seed, level)
+    params = run_params(kind, filters, rounds, seed, level, ci)
     imports = import_ids(con, dataset)
     return kind, tree, params, imports, run_id_for(dataset, tree, kind, params, imports)
 
@@ -591,9 +623,11 @@ def score_nodes(
     seed: int = 0,
     level: float = 0.95,
     progress: ProgressFn | None = None,
+    ci: str = "sandwich",
 ) -> tuple[pd.DataFrame, dict]:
     """Compute (without storing) the scores of every node of ``tree_id`` (None: one node, the
-    whole dataset): the :data:`SCORE_COLUMNS` frame and an info dict."""
+    whole dataset): the :data:`SCORE_COLUMNS` frame and an info dict. ``ci``: the node ratings'
+    interval method (:func:`fit_node`)."""
     kind = dataset_kind(con, dataset)
     if progress:
         progress("aggregate", 0.0)
@@ -603,7 +637,7 @@ def score_nodes(
         cells = node_cells(con, dataset, tree_id, filters)
         if progress:
             progress("aggregate", 1.0)
-        table, info = pairwise_scores(cells, rounds, seed, level, progress)
+        table, info = pairwise_scores(cells, rounds, seed, level, progress, ci)
     return table, info
 
 
@@ -634,12 +668,15 @@ def _compute(
     seed: int,
     level: float,
     progress: ProgressFn | None,
+    ci: str = "sandwich",
 ) -> str:
-    kind, tree, params, imports, run_id = _request(con, dataset, tree_id, whole, filters, rounds, seed, level)
+    kind, tree, params, imports, run_id = _request(
+        con, dataset, tree_id, whole, filters, rounds, seed, level, ci
+    )
     if one(con, "SELECT 1 FROM score_runs WHERE run_id = ?", [run_id]):
         return run_id
     started = time.perf_counter()
-    table, info = score_nodes(con, dataset, tree, filters, rounds, seed, level, progress)
+    table, info = score_nodes(con, dataset, tree, filters, rounds, seed, level, progress, ci)
     if progress:
         progress("store", 0.0)
     t0 = time.perf_counter()
@@ -676,19 +713,21 @@ def compute_node_scores(
     seed: int = 0,
     level: float = 0.95,
     progress: ProgressFn | None = None,
+    ci: str = "sandwich",
 ) -> str:
     """Score every node of a tree of ``dataset`` for every model and store the run; returns its id.
 
     ``con_or_db``: a connection of an open :func:`pipelines.store.writer` session, or a database
     path (None: the default) to open one. ``tree_id=None`` takes the dataset's newest tree.
-    ``rounds`` bootstrap rounds from ``seed`` give the node ratings' ``level`` intervals (pairwise
-    data only). When the same run (same data, tree and parameters) is stored, returns its id at
-    once. ``progress(stage, fraction)`` reports 'aggregate', 'fit' and 'store'.
+    The node ratings' ``level`` intervals (pairwise data only) are ``ci='sandwich'`` (LMArena's
+    CLT interval; ``rounds=0``: none) or ``'bootstrap'`` (``rounds`` rounds from ``seed``). When
+    the same run (same data, tree and parameters) is stored, returns its id at once.
+    ``progress(stage, fraction)`` reports 'aggregate', 'fit' and 'store'.
     """
     if isinstance(con_or_db, duckdb.DuckDBPyConnection):
-        return _compute(con_or_db, dataset, tree_id, False, filters, rounds, seed, level, progress)
+        return _compute(con_or_db, dataset, tree_id, False, filters, rounds, seed, level, progress, ci)
     with writer(con_or_db) as con:
-        return _compute(con, dataset, tree_id, False, filters, rounds, seed, level, progress)
+        return _compute(con, dataset, tree_id, False, filters, rounds, seed, level, progress, ci)
 
 
 def compute_leaderboard(
@@ -699,13 +738,14 @@ def compute_leaderboard(
     seed: int = 0,
     level: float = 0.95,
     progress: ProgressFn | None = None,
+    ci: str = "sandwich",
 ) -> str:
     """The whole-dataset run (no tree; one node, node_id 0), e.g. for votes without prompt text
     that can have no tree. Same storage and keying as :func:`compute_node_scores`."""
     if isinstance(con_or_db, duckdb.DuckDBPyConnection):
-        return _compute(con_or_db, dataset, None, True, filters, rounds, seed, level, progress)
+        return _compute(con_or_db, dataset, None, True, filters, rounds, seed, level, progress, ci)
     with writer(con_or_db) as con:
-        return _compute(con, dataset, None, True, filters, rounds, seed, level, progress)
+        return _compute(con, dataset, None, True, filters, rounds, seed, level, progress, ci)
 
 
 def find_run(
@@ -713,12 +753,12 @@ def find_run(
 ) -> str | None:
     """The id of the stored, current run for this request, or None (not computed yet, or the
     dataset got new imports since). ``params`` may hold filters (a :class:`Filters` or its key),
-    rounds, seed, level; missing ones take :func:`compute_node_scores`' defaults. ``tree_id=None``
+    rounds, seed, level, ci; missing ones take :func:`compute_node_scores`' defaults. ``tree_id=None``
     asks for the whole-dataset run of :func:`compute_leaderboard`."""
     params = dict(params or {})
     filters = params.pop("filters", NO_FILTERS)
     filters = filters if isinstance(filters, Filters) else Filters.from_key(filters)
-    unknown = set(params) - {"rounds", "seed", "level"}
+    unknown = set(params) - {"rounds", "seed", "level", "ci"}
     if unknown:
         raise ArenatreeError(f"unknown score parameter(s) {sorted(unknown)}")
     *_, run_id = _request(
@@ -730,6 +770,7 @@ def find_run(
         int(params.get("rounds", 100)),
         int(params.get("seed", 0)),
         float(params.get("level", 0.95)),
+        str(params.get("ci", "sandwich")),
     )
     return run_id if one(con, "SELECT 1 FROM score_runs WHERE run_id = ?", [run_id]) else None
 

@@ -142,11 +142,16 @@ def spread_leaderboard(
     *,
     method: str = "bt",
     anchor: str | None = None,
+    ci: str = "bootstrap",
+    reweight: bool = False,
 ) -> pd.DataFrame:
     """:func:`pipelines.ratings.leaderboard` (same fit, same seed, same numbers, Rao–Kupper's
-    ``theta`` in ``attrs``, ``anchor`` pinned at 1000) plus rank_low, rank_high and p_top from the
-    same bootstrap rounds, so the rank spread costs no second bootstrap."""
-    table, models, boot = ratings.leaderboard_rounds(votes, rounds, seed, level, method=method, anchor=anchor)
+    ``theta`` and the interval method in ``attrs``, ``anchor`` pinned at 1000) plus rank_low,
+    rank_high and p_top from the same rounds (bootstrap rounds, or a sandwich fit's normal draws),
+    so the rank spread costs no second fit."""
+    table, models, boot = ratings.leaderboard_rounds(
+        votes, rounds, seed, level, method=method, anchor=anchor, ci=ci, reweight=reweight
+    )
     spread = with_rank_spread(table, models, boot, level)
     spread.attrs = table.attrs  # Rao–Kupper's theta (a merge does not carry attrs)
     return spread

@@ -27,6 +27,7 @@ import pandas as pd
 from pipelines.errors import NotApplicable
 from pipelines.ratings import (
     CHUNK_ELEMENTS,
+    Cells,
     battles_played,
     fit_pairwise,
     index_models,
@@ -88,6 +89,8 @@ def style_control(
     init_rating: float = 1000.0,
     features: tuple[str, ...] = STYLE_FEATURES,
     tol: float = 1e-10,
+    ci: str = "bootstrap",
+    reweight: bool = False,
 ) -> StyleControl:
     """Style-controlled Bradley–Terry leaderboard and style coefficients with bootstrap intervals.
 
@@ -105,7 +108,12 @@ def style_control(
 
     Identical (pair, style, outcome) rows are aggregated; every bootstrap round redraws all used
     battles and all rounds are solved by the batched Newton solver, warm-started at the point fit.
+    ``ci`` 'sandwich' / 'auto' give LMArena's CLT intervals for ratings and coefficients instead
+    (arena-rank ``ContextualBradleyTerry``; the rank spread then comes from ``rounds`` normal
+    draws), ``reweight`` its inverse-frequency pair weights (:mod:`pipelines.sandwich`).
     """
+    from pipelines import sandwich
+
     keep, diffs = style_differences(battles, features)
     used = battles.loc[keep]
     if used.empty:
@@ -134,22 +142,42 @@ def style_control(
     n_rows = len(first)
     counts = np.bincount(category, minlength=3 * n_rows).reshape(n_rows, 3).astype(np.float64)
 
+    weights = sandwich.inverse_frequency_weights(ua, ub, counts) if reweight else None
+    w = np.ones(n_rows) if weights is None else weights
+    pair_cells = Cells(ua, ub, counts[:, 0], counts[:, 1], counts[:, 2])
+    used_ci, reason = sandwich.choose_ci(ci, "bt", pair_cells, n, ties)
     fit = {"features": uz, "ties": ties, "tol": tol}
-    point = fit_pairwise(ua, ub, n, counts, **fit)
-    rng = np.random.default_rng(seed)
-    chunk = max(1, CHUNK_ELEMENTS // n_rows)
-    draws = []
-    for lo in range(0, rounds, chunk):
-        boot_counts = _resampled_counts(category, 3 * n_rows, min(chunk, rounds - lo), rng)
-        draws.append(fit_pairwise(ua, ub, n, boot_counts.reshape(-1, n_rows, 3), start=point, **fit))
-    boot = np.concatenate(draws) if draws else np.empty((0, len(point)))
-
+    point = fit_pairwise(ua, ub, n, counts * w[:, None], **fit)
     kw = {"scale": scale, "base": base, "init_rating": init_rating, "anchor": anchor}
     played = battles_played(n, ua, ub, counts)
-    boot_ratings = to_ratings(boot[:, :n], models, **kw)
-    controlled = leaderboard_table(models, to_ratings(point[:n], models, **kw), boot_ratings, played, level)
+    rated = to_ratings(point[:n], models, **kw)
+    k = uz.shape[1]
+    if used_ci == "sandwich":
+        cov = sandwich.pairwise_covariance(ua, ub, n, counts, point, features=uz, weights=weights, ties=ties)
+        rating_cov = sandwich.rating_covariance(cov, n, None if anchor is None else models.index(anchor))
+        rating_cov *= (scale / np.log(base)) ** 2
+        boot_ratings = sandwich.normal_draws(rated, rating_cov, rounds, seed)
+        bounds = sandwich.normal_intervals(rated, rating_cov, level)
+        coef_bounds = sandwich.normal_intervals(point[n:], cov[n:, n:], level)
+    else:
+        rng = np.random.default_rng(seed)
+        chunk = max(1, CHUNK_ELEMENTS // n_rows)
+        draws = []
+        for lo in range(0, rounds, chunk):
+            boot_counts = _resampled_counts(category, 3 * n_rows, min(chunk, rounds - lo), rng)
+            boot_counts = boot_counts.reshape(-1, n_rows, 3) * w[None, :, None]
+            draws.append(fit_pairwise(ua, ub, n, boot_counts, start=point, **fit))
+        boot = np.concatenate(draws) if draws else np.empty((0, len(point)))
+        boot_ratings = to_ratings(boot[:, :n], models, **kw)
+        bounds = None
+        tail = 100 * (1 - level) / 2
+        coef_bounds = (
+            tuple(np.percentile(boot[:, n:], [tail, 100 - tail], axis=0)) if len(boot) else (np.nan,) * 2
+        )
+    controlled = leaderboard_table(models, rated, boot_ratings, played, level, bounds=bounds)
     # each model's rank range and P(#1), from the same rounds (as the plain leaderboard has them)
     controlled = with_rank_spread(controlled, models, boot_ratings, level)
+    controlled.attrs.update(ci=used_ci, ci_reason=reason, reweight=bool(reweight))
     plain = leaderboard(
         used,
         rounds,
@@ -161,18 +189,19 @@ def style_control(
         base=base,
         init_rating=init_rating,
         tol=tol,
+        ci=ci,
+        reweight=reweight,
     )
     plain_rank = plain.set_index("model")["rank_ub"]
     controlled["rank_change"] = (
         plain_rank.loc[controlled["model"]].to_numpy() - controlled["rank_ub"].to_numpy()
     )
 
-    tail = 100 * (1 - level) / 2
     coef = np.full(len(features), np.nan)
     lower, upper = coef.copy(), coef.copy()
     coef[varies] = point[n:]
-    if len(boot):
-        lower[varies], upper[varies] = np.percentile(boot[:, n:], [tail, 100 - tail], axis=0)
+    if k:
+        lower[varies], upper[varies] = coef_bounds
     # A feature that differs in few battles is barely identified (its bootstrap interval can be
     # very wide or lopsided); the count lets a reader see that.
     nonzero = (diffs != 0).sum(axis=0).astype(np.int64)

@@ -24,11 +24,13 @@ def cli_json(*args: str, db: Path) -> dict:
     return json.loads(out.stdout)
 
 
-def test_global_leaderboard_is_the_bt_fit_of_every_vote(bundled_db):
-    got = cli_json("--dataset", "llmfao", "--bootstrap", "20", db=bundled_db)
+@pytest.mark.parametrize("ci", ["auto", "bootstrap"])  # auto: LMArena's sandwich, valid on these votes
+def test_global_leaderboard_is_the_bt_fit_of_every_vote(bundled_db, ci):
+    got = cli_json("--dataset", "llmfao", "--bootstrap", "20", "--ci", ci, db=bundled_db)
     with store.reader(bundled_db) as con:
         votes = load_battles(con, "llmfao")
-    want = leaderboard(votes, rounds=20, seed=0)
+    want = leaderboard(votes, rounds=20, seed=0, ci=ci)
+    assert got["params"]["ci_used"] == ("sandwich" if ci == "auto" else "bootstrap")
     table = pd.DataFrame(got["models"])
     assert got["n_votes"] == len(votes) == 13209
     assert list(table["model"]) == list(want["model"])
@@ -37,7 +39,7 @@ def test_global_leaderboard_is_the_bt_fit_of_every_vote(bundled_db):
     assert (table["lower"] <= table["rating"]).all() and (table["rating"] <= table["upper"]).all()
     assert list(table["rank_ub"]) == list(want["rank_ub"])
     # rank range and P(#1) from the same bootstrap rounds as the intervals (pipelines.slices)
-    spread = spread_leaderboard(votes, rounds=20, seed=0)
+    spread = spread_leaderboard(votes, rounds=20, seed=0, ci=ci)
     assert list(table["rank_low"]) == list(spread["rank_low"])
     assert list(table["rank_high"]) == list(spread["rank_high"])
     np.testing.assert_allclose(table["p_top"], spread["p_top"])

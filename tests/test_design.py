@@ -59,10 +59,13 @@ def test_the_cli_report_and_page_say_what_the_design_cannot_support(
     assert "group" in out.stdout.splitlines()[1]
     doc = json.loads(run_cli("leaderboard", "--dataset", "disconnected", "--json", db=db).stdout)
     assert {m["model"]: m["group"] for m in doc["models"]} == {"m1": 1, "m2": 1, "m3": 2, "m4": 2}
-    assert len(doc["notes"]) == 1
+    # the group note, and why the intervals are bootstrap (no sandwich across groups that never meet)
+    assert len(doc["notes"]) == 2 and doc["params"]["ci_used"] == "bootstrap"
+    assert "not sandwich: the models fall into groups that never meet" in doc["notes"][1]
 
     thin = json.loads(run_cli("leaderboard", "--dataset", "one-vote", "--json", db=db).stdout)
     assert "fewer than 20 battles" in thin["notes"][0]
+    assert "not sandwich: some models never lose" in thin["notes"][-1]
     assert not json.loads(run_cli("leaderboard", "--dataset", "no-ties", "--json", db=db).stdout)["notes"]
 
     report = tmp_path / "r.html"

@@ -70,7 +70,7 @@ def test_rank_spread_and_p_top_columns(db: Path, monkeypatch) -> None:
     at = open_page(db, monkeypatch, dataset="llmfao")
     shown = table_with(at, "rank_ub", "p_top", "rank_low", "rank_high")
     votes, _, _ = reference(db, "llmfao")
-    expected = slices.spread_leaderboard(votes, rounds=100, seed=0)
+    expected = slices.spread_leaderboard(votes, rounds=100, seed=0, ci="auto")
     pd.testing.assert_frame_equal(
         shown[["model", "rank_low", "rank_high", "p_top"]].reset_index(drop=True),
         expected[["model", "rank_low", "rank_high", "p_top"]],

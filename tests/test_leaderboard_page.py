@@ -140,7 +140,7 @@ def sidebar_select(at: AppTest, label: str):
 def test_global_leaderboard_matches_the_ratings_pipeline(arena_db: dict, monkeypatch) -> None:
     at = open_page(arena_db["db"], monkeypatch, dataset=ARENA)
     votes = votes_of(arena_db["db"])
-    expected = ratings.leaderboard(votes, rounds=100, seed=0)
+    expected = ratings.leaderboard(votes, rounds=100, seed=0, ci="auto")
 
     assert at.title[0].value == "Leaderboard"
     shown = metrics(at)
@@ -184,7 +184,7 @@ def test_filters_change_the_numbers_and_persist_across_pages(arena_db: dict, mon
     rerun(at)
 
     llm = votes_of(arena_db["db"], Filters(judge_kind="llm"))
-    expected = ratings.leaderboard(llm, rounds=100, seed=0)
+    expected = ratings.leaderboard(llm, rounds=100, seed=0, ci="auto")
     assert metrics(at)["Votes"] == f"{len(llm):,}" == "288"
     table = table_with(at, "rating", "rank_ub")
     assert table["model"].iloc[0] == expected["model"].iloc[0] == "delta"  # the LLM judge's favourite
@@ -227,7 +227,7 @@ def test_node_leaderboard_uses_only_the_nodes_votes(arena_db: dict, monkeypatch)
     assert 0 < len(inside) < len(votes)
     assert metrics(at)["Votes"] == f"{len(inside):,}"
     assert metrics(at)["Prompts"] == str(len(under))
-    expected = ratings.leaderboard(inside, rounds=100, seed=0)
+    expected = ratings.leaderboard(inside, rounds=100, seed=0, ci="auto")
     np.testing.assert_allclose(table_with(at, "rating", "rank_ub")["rating"], expected["rating"])
     (picker,) = [s for s in at.selectbox if s.label == "Capability (node)"]
     assert picker.value == node and at.query_params["node"] == str(node)
@@ -243,7 +243,7 @@ def test_style_control_toggle_shows_rank_change_and_coefficients(arena_db: dict,
     at.toggle(key="_shared_style").set_value(True)
     rerun(at)
 
-    fit = style_control.style_control(votes_of(arena_db["db"]), rounds=100, seed=0)
+    fit = style_control.style_control(votes_of(arena_db["db"]), rounds=100, seed=0, ci="auto")
     coefs = table_with(at, "feature", "coef")
     assert coefs["feature"].tolist() == ["tokens", "headers", "lists", "bold"]
     np.testing.assert_allclose(
@@ -262,6 +262,8 @@ def test_rao_kupper_and_online_elo(arena_db: dict, monkeypatch) -> None:
     expected = ratings.leaderboard(votes, rounds=50, seed=0, method="rao-kupper")
     np.testing.assert_allclose(table_with(at, "rating", "rank_ub")["rating"], expected["rating"])
     assert metrics(at)["Tie parameter θ"] == f"{expected.attrs['theta']:.2f}"
+    # the page's 'Sandwich where valid' falls back to the bootstrap for Rao–Kupper, and says why
+    assert any("not sandwich" in i.value and "Rao" in i.value for i in at.info)
 
     assert not [d for d in at.dataframe if "elo" in d.value.columns]  # computed only once opened
     at.session_state["online-elo"] = True  # open the expander
@@ -365,3 +367,26 @@ def test_vote_drop_sentence_and_joint_node_rank_sets(arena_db: dict, monkeypatch
     row = want[(want["node_id"] == node_id) & (want["model"] == "alpha")].iloc[0]
     cell = grid.set_index("model").loc["alpha", first_col]
     assert cell == (str(row.set_low) if row.set_low == row.set_high else f"{row.set_low}–{row.set_high}")
+
+
+def test_interval_choice_and_reweighting(arena_db: dict, monkeypatch) -> None:
+    """Sandwich where valid by default (LMArena's CLT interval), the bootstrap on request, and
+    LMArena's inverse-frequency reweighting: the table is the ratings module's for each choice,
+    the URL keeps the choice and the caption names the method."""
+    at = open_page(arena_db["db"], monkeypatch, dataset=ARENA)
+    votes = votes_of(arena_db["db"])
+    assert any("sandwich (CLT) intervals" in c.value for c in at.caption)
+    at.radio(key="_shared_ci").set_value("bootstrap")
+    rerun(at)
+    want = ratings.leaderboard(votes, rounds=100, seed=0, ci="bootstrap")
+    got = table_with(at, "rating", "rank_ub").set_index("model").loc[want["model"]]
+    np.testing.assert_allclose(got[["lower", "upper"]], want[["lower", "upper"]])
+    assert at.query_params["ci"] == "bootstrap"
+    assert any("multinomial bootstrap rounds" in c.value for c in at.caption)
+    at.radio(key="_shared_ci").set_value("auto")
+    at.toggle(key="_shared_reweight").set_value(True)
+    rerun(at)
+    want = ratings.leaderboard(votes, rounds=100, seed=0, ci="sandwich", reweight=True)
+    got = table_with(at, "rating", "rank_ub").set_index("model").loc[want["model"]]
+    np.testing.assert_allclose(got[["rating", "lower", "upper"]], want[["rating", "lower", "upper"]])
+    assert any("inverse-frequency reweighted" in c.value for c in at.caption)

@@ -157,7 +157,13 @@ def node_ids(con, tree) -> list[int]:
 
 @pytest.fixture(scope="module")
 def table(con, tree) -> pd.DataFrame:
-    df, _ = score_nodes(con, "votes", tree, rounds=ROUNDS, seed=7)
+    df, _ = score_nodes(con, "votes", tree, rounds=ROUNDS, seed=7)  # sandwich node intervals
+    return df
+
+
+@pytest.fixture(scope="module")
+def boot_table(con, tree) -> pd.DataFrame:
+    df, _ = score_nodes(con, "votes", tree, rounds=ROUNDS, seed=7, ci="bootstrap")
     return df
 
 
@@ -278,7 +284,11 @@ def strongly_connected_fit_set(mine: pd.DataFrame) -> list[str]:
     return best if best_key[0] >= 2 and best_key[1] >= MIN_FIT_BATTLES else []
 
 
-def test_node_leaderboards_equal_ratings_leaderboard_on_the_nodes_votes(con, tree, raw, node_ids, table):
+@pytest.mark.parametrize("ci", ["sandwich", "bootstrap"])
+def test_node_leaderboards_equal_ratings_leaderboard_on_the_nodes_votes(
+    con, tree, raw, node_ids, table, boot_table, ci
+):
+    table = table if ci == "sandwich" else boot_table
     fitted = partial = 0
     for node_id in node_ids:
         mine = node_raw(con, tree, node_id, raw)
@@ -291,7 +301,7 @@ def test_node_leaderboards_equal_ratings_leaderboard_on_the_nodes_votes(con, tre
         fitted += 1
         partial += len(fit_set) < len(got)
         sub = mine[mine["model_a"].isin(fit_set) & mine["model_b"].isin(fit_set)]
-        want = ratings.leaderboard(sub, rounds=ROUNDS, seed=7, level=0.95).set_index("model")
+        want = ratings.leaderboard(sub, rounds=ROUNDS, seed=7, level=0.95, ci=ci).set_index("model")
         have = got.loc[want.index]
         for mine_col, ref_col in [("rating", "rating"), ("rating_lower", "lower"), ("rating_upper", "upper")]:
             assert np.allclose(have[mine_col], want[ref_col], rtol=0, atol=1e-9), (node_id, mine_col)
@@ -332,11 +342,15 @@ def test_a_node_without_votes_has_no_rows_and_no_fit():
     assert empty_models == [] and len(empty.a) == 0 and scores.fit_node([], empty).empty
 
 
-def test_same_input_and_seed_give_identical_numbers(con, tree, table):
+def test_same_input_and_seed_give_identical_numbers(con, tree, table, boot_table):
     again, _ = score_nodes(con, "votes", tree, rounds=ROUNDS, seed=7)
     pd.testing.assert_frame_equal(table, again, check_exact=True)
-    other, _ = score_nodes(con, "votes", tree, rounds=ROUNDS, seed=8)
-    assert other["rating"].equals(table["rating"]) and not other["rating_lower"].equals(table["rating_lower"])
+    other, _ = score_nodes(con, "votes", tree, rounds=ROUNDS, seed=8, ci="bootstrap")
+    assert other["rating"].equals(boot_table["rating"])
+    assert not other["rating_lower"].equals(boot_table["rating_lower"])  # the bootstrap's seed matters
+    # the sandwich has no randomness: another seed, the same intervals
+    sandwich_other, _ = score_nodes(con, "votes", tree, rounds=ROUNDS, seed=8)
+    pd.testing.assert_frame_equal(table, sandwich_other, check_exact=True)
 
 
 # --------------------------------------------------------------------------- storage
@@ -376,8 +390,9 @@ def test_other_parameters_or_new_data_give_a_new_run(db):
         compute_node_scores(db, "votes", rounds=ROUNDS, seed=7, level=0.9),
         compute_node_scores(db, "votes", rounds=ROUNDS, seed=7, filters=FILTERED),
         compute_node_scores(db, "votes", rounds=ROUNDS, seed=7, filters=Filters(dedup_prompts=True)),
+        compute_node_scores(db, "votes", rounds=ROUNDS, seed=7, ci="bootstrap"),
     }
-    assert first not in others and len(others) == 5
+    assert first not in others and len(others) == 6
     with store.reader(db) as con:
         tree = resolve_tree(con, "votes")
         assert (
@@ -407,8 +422,8 @@ def test_a_failed_compute_writes_nothing(db, monkeypatch):
             raise RuntimeError("solver exploded")
         return real(*args, **kwargs)
 
-    real = ratings.bootstrap_fit
-    monkeypatch.setattr(ratings, "bootstrap_fit", failing)
+    real = ratings.fit_pairwise  # the node fits' solver (sandwich intervals: no bootstrap)
+    monkeypatch.setattr(ratings, "fit_pairwise", failing)
     with pytest.raises(RuntimeError, match="solver exploded"):
         compute_node_scores(db, "votes", rounds=ROUNDS)
     with store.reader(db) as con:
@@ -447,7 +462,7 @@ def test_whole_dataset_leaderboard_equals_ratings_leaderboard(db, raw):
         assert store.one(con, "SELECT tree_id FROM score_runs WHERE run_id = ?", [run_id])[0] is None
         assert find_run(con, "votes", None, {"filters": FILTERED, "rounds": ROUNDS, "seed": 3}) == run_id
     votes = by_hand(raw, FILTERED)
-    want = ratings.leaderboard(votes, rounds=ROUNDS, seed=3).set_index("model")
+    want = ratings.leaderboard(votes, rounds=ROUNDS, seed=3, ci="sandwich").set_index("model")
     assert (got["node_id"] == 0).all() and set(got.index) == set(want.index)
     assert np.allclose(got.loc[want.index, "rating"], want["rating"], atol=1e-9)
     assert np.allclose(got.loc[want.index, "rating_upper"], want["upper"], atol=1e-9)

@@ -104,6 +104,18 @@ with st.container(horizontal=True, vertical_alignment="bottom"):
         horizontal=True,
         help="Rao–Kupper models ties with a tie parameter θ; Bradley–Terry counts a tie as half a win",
     )
+    ci = widgets.shared_widget(
+        st.radio,
+        "Intervals",
+        "ci",
+        default="auto",
+        valid=data.CI_METHODS.__contains__,
+        options=list(data.CI_METHODS),
+        format_func=data.CI_METHODS.get,
+        horizontal=True,
+        help="Sandwich: LMArena's CLT interval of the fit (arena-rank), used where the fit has a finite "
+        "estimate; otherwise, and on request, the multinomial bootstrap",
+    )
     rounds = widgets.shared_widget(
         st.select_slider,
         "Bootstrap rounds",
@@ -113,6 +125,18 @@ with st.container(horizontal=True, vertical_alignment="bottom"):
         valid=ROUNDS.__contains__,
         options=ROUNDS,
         width=260,
+        help="Bootstrap rounds; with sandwich intervals, the normal draws behind the rank range, "
+        "rank set and P(#1)",
+    )
+    reweight = widgets.shared_widget(
+        st.toggle,
+        "Reweight pairs",
+        "reweight",
+        default=False,
+        parse=widgets.parse_flag,
+        valid=widgets.is_flag,
+        help="LMArena's inverse-frequency reweighting: each pair's battles weigh "
+        "1 / max(battles of the pair, 50), so heavily sampled pairs do not dominate",
     )
     style = widgets.shared_widget(
         st.toggle,
@@ -131,11 +155,12 @@ try:
         stages.done()
         st.info("No vote under this node passes the filters.", icon=":material/filter_alt_off:")
         st.stop()
-    stages.step(f"Fitting {data.METHODS[method]} with {rounds} bootstrap rounds…")
-    board = data.leaderboard(dataset, filters, tree_id, node, method=method, rounds=rounds)
+    stages.step(f"Fitting {data.METHODS[method]} with {data.CI_METHODS[ci].lower()} intervals…")
+    fit = {"rounds": rounds, "ci": ci, "reweight": reweight}
+    board = data.leaderboard(dataset, filters, tree_id, node, method=method, **fit)
     if style:
         stages.step("Fitting style control…")
-        styled = data.style_leaderboard(dataset, filters, tree_id, node, rounds=rounds)
+        styled = data.style_leaderboard(dataset, filters, tree_id, node, **fit)
     stages.step("Counting head-to-head battles…")
     win_rate, pair_counts = data.head_to_head(dataset, filters, tree_id, node)
 except ArenatreeError as exc:
@@ -160,9 +185,16 @@ with st.container(horizontal=True):
             border=True,
         )
 applied = widgets.active_filters(filters)
+intervals = (
+    f"95% sandwich (CLT) intervals, as LMArena's arena-rank computes them · rank figures over {rounds} "
+    "draws from the fit's normal law (seed 0)"
+    if board["ci"] == "sandwich"
+    else f"95% intervals from {rounds} multinomial bootstrap rounds (seed 0)"
+)
 st.caption(
-    f"{data.METHODS[method]} ratings (Elo-like points, mean 1000) · 95% intervals from {rounds} "
-    f"multinomial bootstrap rounds (seed 0) · rank from–to: the 95% range of the model's rank over those "
+    f"{data.METHODS[method]} ratings (Elo-like points, mean 1000)"
+    + (" · inverse-frequency reweighted pairs" if reweight else "")
+    + f" · {intervals} · rank from–to: the 95% range of the model's rank over those "
     f"rounds · rank set: a 95% set for every model's rank at once · P(#1): share of rounds in which it "
     f"rates highest · filters: {applied or 'none'}"
 )
@@ -395,8 +427,9 @@ if style:
         st.caption(
             "Bradley–Terry with the standardised differences (a − b)/(a + b + 1) of answer tokens, headers, "
             "list items and bold as covariates (LMArena's method), on the "
-            f"{styled['used']:,} votes that have them ({styled['dropped']:,} without). "
-            "Rank change = rank (UB) without minus with style control: + moves up."
+            f"{styled['used']:,} votes that have them ({styled['dropped']:,} without); 95% "
+            + ("sandwich (CLT)" if styled["ci"] == "sandwich" else "bootstrap")
+            + " intervals. Rank change = rank (UB) without minus with style control: + moves up."
         )
         left, right = st.columns([3, 2], gap="large")
         with left:

@@ -205,15 +205,23 @@ def leaderboard_section(ctx: _Context) -> Section:
             figures.interval_figure(t, "score", "lower", "upper", label="model", title="accuracy"),
         )
         return s
+    sandwich = board.params.get("ci_used") == "sandwich"
+    intervals = (
+        f"sandwich (CLT) intervals as LMArena's arena-rank computes them; the rank figures below come "
+        f"from {ctx.req.rounds} draws of the fit's normal law (seed {ctx.req.seed})"
+        if sandwich
+        else f"bootstrap intervals ({ctx.req.rounds} rounds, seed {ctx.req.seed})"
+    )
+    rounds = "draws" if sandwich else "bootstrap rounds"
     s.text(
         f"Bradley–Terry ratings ({'ties as half a win' if ctx.req.method == 'bt' else 'Rao–Kupper ties'})"
         f" of {len(t)} models from {board.n_votes:,} votes on {_scope(ctx)}, with {ctx.req.level:.0%} "
-        f"bootstrap intervals ({ctx.req.rounds} rounds, seed {ctx.req.seed}). 400 points = 10x odds; "
+        f"{intervals}. 400 points = 10x odds; "
         "rank (UB) = 1 + the number of models whose lower bound is above this model's upper bound; "
-        f"rank_low..rank_high = the {ctx.req.level:.0%} range of the model's rank over the same bootstrap "
-        f"rounds; set_low..set_high = a {ctx.req.level:.0%} confidence set of its rank that holds for all "
-        "models at once (max-t bootstrap over every pairwise difference); p_top = the share of rounds in "
-        "which it rates highest (P(#1))."
+        f"rank_low..rank_high = the {ctx.req.level:.0%} range of the model's rank over the same {rounds}; "
+        f"set_low..set_high = a {ctx.req.level:.0%} confidence set of its rank that holds for all "
+        f"models at once (max-t over every pairwise difference in those {rounds}); p_top = the share of "
+        "them in which it rates highest (P(#1))."
     )
     for note in board.extra.get("notes", []):
         s.text(note, "note")
@@ -300,7 +308,8 @@ def style_section(ctx: _Context) -> Section:
     s.table(
         "style_coefficients",
         coef,
-        "Style coefficients: log-odds of winning per SD of the normalised difference, with bootstrap "
+        "Style coefficients: log-odds of winning per SD of the normalised difference, with "
+        f"{'sandwich' if board.params.get('ci_used') == 'sandwich' else 'bootstrap'} "
         "intervals; battles_nonzero = votes whose two answers differ in the feature.",
     )
     s.figure(
@@ -502,8 +511,10 @@ def methods_section(ctx: _Context, params: dict) -> Section:
     s.text(
         "Ratings: Bradley–Terry by maximum likelihood on the votes aggregated to (model_a, model_b, "
         "outcome) cells, ties as half a win (Rao–Kupper models ties instead); Elo-like points, 400 = "
-        "10x odds, the models average 1000. Intervals: percentile bootstrap, each round redrawing all "
-        "votes (multinomial over the cells). Per-instance data: accuracy with Clopper–Pearson intervals. "
+        "10x odds, the models average 1000. Intervals: the sandwich (CLT) covariance H^-1 G H^-1 of "
+        "the fit, as LMArena's arena-rank, where the fit has a finite estimate; otherwise (and for "
+        "Rao–Kupper) the percentile bootstrap, each round redrawing all votes (multinomial over the "
+        "cells); the leaderboard says which. Per-instance data: accuracy with Clopper–Pearson intervals. "
         "Style control: LMArena's method (Li, Angelopoulos, Chiang 2024). Capability tree: EvalTree "
         "(Zeng et al. 2025) recursive spherical k-means over MiniLM embeddings. Weaknesses: EvalTree's "
         "extraction at tau. Voter audit: eleven audits (pipelines/audit), flags Benjamini–Hochberg adjusted. "
