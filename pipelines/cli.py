@@ -961,7 +961,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = tree.add_parser("build", help="build the capability tree of a dataset (cached; reruns are instant)")
     s.add_argument("--dataset", required=True)
     s.add_argument("--annotator", choices=["offline", "openai"], default="offline")
-    s.add_argument("--embedder", choices=["minilm", "openai"], default="minilm")
+    s.add_argument(
+        "--embedder",
+        choices=["minilm", "static", "openai"],
+        default="minilm",
+        help="minilm (default), static (a distillation of it, ~30-100x faster) or openai",
+    )
     s.add_argument("--describer", choices=["offline", "openai"], help="default: openai if --annotator openai")
     s.add_argument("--min-size", type=int, help="smallest node that is split further (default: clusterer's)")
     s.add_argument("--seed", type=int, default=0)
