@@ -324,6 +324,7 @@ def cmd_tree_build(args: argparse.Namespace) -> int:
             force=args.force,
             progress=True,
             log=_log,
+            sample=args.sample,
             **backends,
         )
 
@@ -970,6 +971,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--describer", choices=["offline", "openai"], help="default: openai if --annotator openai")
     s.add_argument("--min-size", type=int, help="smallest node that is split further (default: clusterer's)")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument(
+        "--sample",
+        type=int,
+        metavar="N",
+        help="fit the tree on N sampled items and route the rest down it (for very many prompts)",
+    )
     s.add_argument("--force", action="store_true", help="rebuild even if this tree is stored")
     s.add_argument("--base-url", help="OpenAI-compatible endpoint (default $OPENAI_BASE_URL)")
     s.add_argument("--llm-model", help="chat model for annotate / describe")

@@ -226,3 +226,32 @@ def test_arena_hard_pairs_share_small_nodes(arena_data):
     rng = np.random.default_rng(0)
     random_rate = np.mean([_pair_rate(t, pairs, rng.permutation(len(X))) for _ in range(100)])
     assert rate >= 0.10 and rate >= 5 * random_rate
+
+
+def test_fit_sample_fits_the_sample_and_routes_the_rest():
+    """Sample-fit-then-route: the tree is exactly the sample's tree, every other item sits in the
+    leaf :meth:`route` gives it, sizes / memberships / centroids count every item, and on a
+    known mixture the top split still recovers the blobs."""
+    X, y = _mixture(n_per=400, seed=3)
+    t = RecursiveKMeans(random_state=5).fit_sample(X, 400)
+    rows = t.sample_
+    assert len(rows) == 400 and len(np.unique(rows)) == 400
+    alone = RecursiveKMeans(random_state=5).fit(X[rows])
+    np.testing.assert_array_equal(t.parent_, alone.parent_)
+    assert t.path_ == alone.path_
+    np.testing.assert_array_equal(t.labels_[rows], alone.labels_)
+    rest = np.setdiff1d(np.arange(len(X)), rows)
+    np.testing.assert_array_equal(t.labels_[rest], alone.route(X[rest]))
+    assert t.size_[0] == len(X) and (t.n_children_[t.labels_] == 0).all()
+    for node in np.flatnonzero(t.n_children_ > 0):
+        assert t.size_[t.children(node)].sum() == t.size_[node]
+    for node in range(len(t.parent_)):
+        members = t.members(node)
+        assert len(members) == t.size_[node]
+        mean = X[members].sum(axis=0)
+        np.testing.assert_allclose(t.centroid_[node], mean / np.linalg.norm(mean), atol=1e-5)
+    assert adjusted_rand_score(y, t.cut(1)) >= 0.9
+    again = RecursiveKMeans(random_state=5).fit_sample(X, 400)  # deterministic
+    np.testing.assert_array_equal(again.labels_, t.labels_)
+    whole = RecursiveKMeans(random_state=5).fit_sample(X, len(X))  # a sample of everything is fit()
+    np.testing.assert_array_equal(whole.labels_, RecursiveKMeans(random_state=5).fit(X).labels_)

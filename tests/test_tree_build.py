@@ -106,3 +106,35 @@ def test_a_dataset_without_prompt_text_cannot_have_a_tree(tmp_path):
         build_tree("noprompts", db=db)
     with pytest.raises(ArenatreeError, match="no dataset 'missing'"):
         build_tree("missing", db=db)
+
+
+def test_sample_build_fits_a_sample_and_routes_every_other_item(tmp_path):
+    """``tree build --sample N``: a tree of its own id (the sample size is a parameter) whose
+    leaves hold every item of the dataset, the unsampled ones where routing puts them."""
+    from helpers import topic_batch
+
+    from pipelines.tree.build import backends_for
+    from pipelines.tree.read import route
+
+    db = tmp_path / "arenatree.duckdb"
+    load(db, "topics", [topic_batch(240)])
+    out = run_cli("tree", "build", "--dataset", "topics", "--sample", "60", "--json", db=db)
+    assert out.returncode == 0, out.stderr
+    assert "fitted on 60 sampled items, routed the other 180" in out.stderr
+    sampled = json.loads(out.stdout)
+    full = build_tree("topics", db=db)
+    assert sampled["tree_id"] != full["tree_id"] and json.loads(sampled["params"])["sample"] == 60
+    assert sampled["n_items"] == full["n_items"] == 240
+    with store.reader(db) as con:
+        members = con.execute(
+            "SELECT m.prompt_id, m.node_id, p.text FROM node_members m JOIN prompts p USING (prompt_id) "
+            "WHERE m.tree_id = ? ORDER BY m.prompt_id",
+            [sampled["tree_id"]],
+        ).df()
+        assert members["prompt_id"].nunique() == 240
+        ann, emb = backends_for(sampled)
+        placed = route(con, sampled["tree_id"], members["text"].tolist()[:40], ann, emb)
+    # routing a stored item again puts it in its own leaf (sampled items by the build, the rest by routing)
+    assert (placed["node_id"].to_numpy() == members["node_id"].to_numpy()[:40]).mean() >= 0.9
+    bad = run_cli("tree", "build", "--dataset", "topics", "--sample", "1", db=db)
+    assert bad.returncode != 0 and "at least 2" in bad.stderr

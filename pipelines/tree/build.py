@@ -293,6 +293,7 @@ def build_tree(
     progress: bool = False,
     log: Callable[[str], None] | None = None,
     on_progress: ProgressFn | None = None,
+    sample: int | None = None,
 ) -> dict:
     """Build (or fetch the stored) tree of ``dataset``; returns the ``trees`` row as a dict
     plus ``cached`` (True when nothing had to be built) and backend ``stats``.
@@ -301,7 +302,12 @@ def build_tree(
     ('local') records that ``openai`` points at arenatree's own local server
     (:mod:`pipelines.tree.local_llm`), so routing knows to start it again.
     ``on_progress(stage, fraction)`` is called as each stage advances (the dashboard's bar).
+    ``sample``: fit the tree on this many items (seeded) and route the rest down it
+    (:meth:`RecursiveKMeans.fit_sample`), for datasets too big for a full build; None or a
+    sample at least the dataset's size builds on every item.
     """
+    if sample is not None and sample < 2:
+        raise ArenatreeError(f"--sample {sample}: a tree needs a sample of at least 2 items")
     describer = describer or ("openai" if annotator == "openai" else "offline")
     say = log or (lambda msg: None)
     started = time.perf_counter()
@@ -320,6 +326,7 @@ def build_tree(
                 k: v for k, v in vars(cluster).items() if k != "progress" and not k.endswith("_")
             },
             "seed": seed,
+            **({"sample": int(sample)} if sample is not None and sample < len(items) else {}),
             "backends": {"annotator": annotator, "embedder": embedder, "describer": describer}
             | ({"llm": llm} if llm else {})
             | ({"offline_text": "question"} if question else {}),
@@ -337,7 +344,11 @@ def build_tree(
         t0 = time.perf_counter()
         if on_progress:
             on_progress("cluster", 0.0)
-        cluster.fit(X)
+        if sample is not None and sample < len(X):
+            cluster.fit_sample(X, sample)
+            say(f"fitted on {sample:,} sampled items, routed the other {len(X) - sample:,}")
+        else:
+            cluster.fit(X)
         say(f"clustered into {len(cluster.parent_):,} nodes in {time.perf_counter() - t0:.1f} s")
         nodes = describe_nodes(
             cluster,

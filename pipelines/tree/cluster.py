@@ -480,6 +480,47 @@ class RecursiveKMeans:
                 kids[par].append(node)
         return [np.asarray(k, dtype=np.int64) for k in kids]
 
+    def fit_sample(self, X: np.ndarray, sample: int) -> RecursiveKMeans:
+        """Fit on ``sample`` items of X (n, d) drawn without replacement from ``random_state``,
+        then place every other item with :meth:`route`, as new prompts are placed (for trees
+        over more prompts than a full build can afford). Node sizes, centroids and memberships
+        then count all n items; the shape, paths and silhouettes are the sample's. With
+        ``sample >= n`` this is :meth:`fit`. Returns self; ``sample_`` holds the fitted rows."""
+        n = len(X)
+        if sample >= n:
+            self.sample_ = np.arange(n)
+            return self.fit(X)
+        rows = np.sort(np.random.default_rng([self.random_state, n, sample]).choice(n, sample, replace=False))
+        self.fit(X[rows])
+        labels = np.empty(n, dtype=np.int64)
+        labels[rows] = self.labels_
+        rest = np.setdiff1d(np.arange(n), rows)
+        with threadpool_limits(limits=1):
+            labels[rest] = self.route(X[rest])
+        self.sample_ = rows
+        self._assign(_unit_rows(X), labels)
+        return self
+
+    def _assign(self, X: np.ndarray, labels: np.ndarray) -> None:
+        """Recount sizes, centroids and memberships for items X with leaf ``labels`` (the tree's
+        shape unchanged; preorder ids put a node's subtree right after it)."""
+        m = len(self.parent_)
+        counts = np.bincount(labels, minlength=m).astype(np.int64)
+        sums = np.zeros((m, X.shape[1]))
+        np.add.at(sums, labels, X)
+        size = counts.copy()
+        for node in range(m - 1, 0, -1):  # children have larger preorder ids than their parent
+            size[self.parent_[node]] += size[node]
+            sums[self.parent_[node]] += sums[node]
+        norms = np.linalg.norm(sums, axis=1, keepdims=True)
+        self.size_ = size
+        self.centroid_ = np.where(norms > 0, sums / np.where(norms > 0, norms, 1), self.centroid_).astype(
+            np.float32
+        )
+        self.labels_ = labels
+        self._order = np.argsort(labels, kind="stable")
+        self._start = np.concatenate([[0], np.cumsum(counts)[:-1]])
+
     # ------------------------------------------------------------------ using the tree
 
     def children(self, node: int) -> np.ndarray:
