@@ -46,6 +46,7 @@ from bench_ratings import timed  # noqa: E402
 
 from pipelines import ratings  # noqa: E402
 from pipelines.simulate import simulate  # noqa: E402
+from pipelines.stats import wilson_interval  # noqa: E402
 
 CLEAN = {"voter_mix": {"unbiased": 1.0}, "weak_share": 0.0, "strong_share": 0.0, "style_coefs": {}}
 METHODS = {
@@ -54,13 +55,6 @@ METHODS = {
     "bootstrap, reweighted": {"ci": "bootstrap", "reweight": True},
     "sandwich, reweighted": {"ci": "sandwich", "reweight": True},
 }
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return centre - half, centre + half
 
 
 def coverage(arenas: int, votes: int, models: int) -> pd.DataFrame:
@@ -105,7 +99,7 @@ def print_coverage(frame: pd.DataFrame) -> None:
     print("|---|---|---|---|---|---|")
     for (setting, method), g in frame.groupby(["setting", "method"], sort=False):
         k, n = int(g.covered.sum()), len(g)
-        lo, hi = wilson(k, n)
+        lo, hi = (float(v) for v in wilson_interval(np.array(k), np.array(n)))
         print(
             f"| {setting} | {method} | {n:,} | {k / n:.1%} | {lo:.1%}–{hi:.1%} | {g.half_width.mean():.1f} |"
         )

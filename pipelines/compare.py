@@ -54,9 +54,10 @@ from .battles import NO_FILTERS, Filters, checked_battles_query, dataset_kind
 from .errors import ArenatreeError
 from .queries import records
 from .scores import NodeCells, ancestor_matrix, node_cells, tree_shape
+from .stats import bh_adjust
 from .store import one
 from .tree.read import resolve_tree, tree_nodes
-from .weaknesses.profiles import ancestor_any, bh_adjust, tree_index
+from .weaknesses.profiles import ancestor_any, tree_index
 
 MIN_BATTLES = 10  # votes each model needs in a node before its rating difference is tested
 MIN_ITEMS = 5  # items both models answered a node needs before the paired test (EvalTree's 5)

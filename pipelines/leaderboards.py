@@ -19,8 +19,9 @@ from .battles import NO_FILTERS, Filters, dataset_kind, load_battles, load_resul
 from .design import leaderboard_notes, node_sentence
 from .errors import ArenatreeError
 from .queries import records
-from .scores import clopper_pearson_interval, proportion_table, wilson_interval
+from .scores import proportion_table
 from .slices import spread_leaderboard
+from .stats import clopper_pearson_interval, wilson_interval
 from .store import one
 from .tree.read import resolve_tree
 from .vote_drop import board_drops

@@ -27,10 +27,10 @@ import math
 import numpy as np
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
-from scipy.stats import norm
 
 from .errors import ArenatreeError
 from .ratings import TIE_WEIGHTS, Cells, separated_rounds
+from .stats import normal_interval, sandwich_covariance
 
 MIN_PAIR_COUNT = 50  # arena-rank's floor on a pair's battle count in the inverse-frequency weight
 CI_METHODS = ("auto", "sandwich", "bootstrap")
@@ -133,9 +133,7 @@ def pairwise_covariance(
     u = np.zeros(len(hess))
     u[:n_models] = 1.0 / math.sqrt(n_models)
     scale = max(float(np.trace(hess)) / len(hess), 1e-300)
-    h_inv = np.linalg.pinv(hess + scale * np.outer(u, u), hermitian=True)
-    cov = h_inv @ grad_cov @ h_inv
-    return (cov + cov.T) / 2
+    return sandwich_covariance(hess + scale * np.outer(u, u), grad_cov)
 
 
 def rating_covariance(cov: np.ndarray, n_models: int, anchor: int | None = None) -> np.ndarray:
@@ -150,9 +148,7 @@ def normal_intervals(
     point: np.ndarray, cov: np.ndarray, level: float = 0.95
 ) -> tuple[np.ndarray, np.ndarray]:
     """``point`` +- z * sqrt(diag(cov)), z the two-sided ``level`` normal quantile; shapes (n,)."""
-    se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
-    z = float(norm.ppf(0.5 + level / 2))
-    return point - z * se, point + z * se
+    return normal_interval(point, np.sqrt(np.clip(np.diag(cov), 0.0, None)), level)
 
 
 def normal_draws(point: np.ndarray, cov: np.ndarray, rounds: int, seed: int = 0) -> np.ndarray:

@@ -53,11 +53,11 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
-from scipy.stats import beta, norm
 
 from . import __version__, ratings, sandwich
 from .battles import NO_FILTERS, Filters, checked_battles_query, dataset_kind
 from .errors import ArenatreeError
+from .stats import clopper_pearson_interval, wilson_interval
 from .store import one, run, transaction, writer
 from .tree.read import resolve_tree, tree_nodes
 
@@ -89,38 +89,6 @@ ProgressFn = Callable[[str, float], None]  # (stage, fraction done in [0, 1]), a
 
 
 # --------------------------------------------------------------------------- intervals
-
-
-def wilson_interval(
-    successes: np.ndarray, n: np.ndarray, level: float = 0.95
-) -> tuple[np.ndarray, np.ndarray]:
-    """Wilson score interval on ``successes / n`` (arrays of any one shape; successes may be
-    fractional). Returns (lower, upper), NaN where ``n == 0``."""
-    k = np.asarray(successes, dtype=np.float64)
-    n = np.asarray(n, dtype=np.float64)
-    z2 = norm.ppf(0.5 + level / 2) ** 2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p = k / n
-        denom = 1 + z2 / n
-        centre = (p + z2 / (2 * n)) / denom
-        half = np.sqrt(z2 * (p * (1 - p) / n + z2 / (4 * n * n))) / denom
-    return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
-
-
-def clopper_pearson_interval(
-    successes: np.ndarray, n: np.ndarray, level: float = 0.95
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exact (Clopper-Pearson) binomial interval for integer ``successes`` out of ``n`` (arrays of
-    one shape), from beta quantiles. Returns (lower, upper), NaN where ``n == 0``."""
-    k = np.asarray(successes, dtype=np.float64)
-    n = np.asarray(n, dtype=np.float64)
-    alpha = 1 - level
-    lower = np.where(n > 0, 0.0, np.nan)
-    upper = np.where(n > 0, 1.0, np.nan)
-    lo, hi = (k > 0) & (n > 0), (k < n) & (n > 0)
-    lower[lo] = beta.ppf(alpha / 2, k[lo], n[lo] - k[lo] + 1)
-    upper[hi] = beta.ppf(1 - alpha / 2, k[hi] + 1, n[hi] - k[hi])
-    return lower, upper
 
 
 def proportion_table(

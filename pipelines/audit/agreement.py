@@ -30,8 +30,8 @@ import pandas as pd
 from scipy import sparse, stats
 from sklearn.metrics import cohen_kappa_score
 
-from ..scores import ancestor_matrix, wilson_interval
-from ..weaknesses.profiles import bh_adjust
+from ..scores import ancestor_matrix
+from ..stats import bh_adjust, percentile_interval, wilson_interval
 from .frame import MODEL_A, MODEL_B, AuditVotes
 from .result import EXAMPLE_IDS, Finding, not_applicable
 
@@ -170,23 +170,6 @@ def _boot_weights(n_items: int, rounds: int, seed: int):
         idx = rng.integers(0, n_items, size=(r, n_items)) + (np.arange(r) * n_items)[:, None]
         yield np.bincount(idx.ravel(), minlength=r * n_items).reshape(r, n_items).astype(np.float64)
         done += r
-
-
-def _percentile(values: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile interval (linear interpolation, as numpy's default) over axis 0 of ``values``
-    (rounds, k), ignoring NaN replicates; NaN where a column has no finite replicate."""
-    values = np.where(np.isfinite(values), values, np.nan)
-    ordered = np.sort(values, axis=0)  # NaN last
-    count = np.isfinite(values).sum(axis=0)
-    out = []
-    for q in ((1 - level) / 2, (1 + level) / 2):
-        pos = q * np.maximum(count - 1, 0)
-        lo = np.floor(pos).astype(np.int64)
-        hi = np.minimum(lo + 1, np.maximum(count - 1, 0))
-        cols = np.arange(values.shape[1])
-        v_lo, v_hi = ordered[lo, cols], ordered[hi, cols]
-        out.append(np.where(count > 0, v_lo + (pos - lo) * (v_hi - v_lo), np.nan))
-    return out[0], out[1]
 
 
 def _group_lists(groups: np.ndarray, values: np.ndarray) -> dict:
@@ -422,8 +405,8 @@ def judge_agreement(
         for g, o in enumerate(coinc):
             boot_alpha[done : done + r, g] = alpha_from_coincidence((w @ o).reshape(r, N_LABELS, N_LABELS))
         done += r
-    k_lo, k_hi = _percentile(boot_kappa, level)
-    a_lo, a_hi = _percentile(boot_agree, level)
+    k_lo, k_hi = percentile_interval(boot_kappa, level)
+    a_lo, a_hi = percentile_interval(boot_agree, level)
     w_lo, w_hi = wilson_interval(agree, n_comp, level)
 
     # evidence: disagreeing comparisons, clearest human majority first
@@ -474,7 +457,7 @@ def judge_agreement(
             "battle_ids": evidence[sl],
         }
     ).sort_values(["kappa", "items"], ascending=[True, False], kind="stable", ignore_index=True)
-    al_lo, al_hi = _percentile(boot_alpha, level)
+    al_lo, al_hi = percentile_interval(boot_alpha, level)
     pairs_alpha = []
     for g, (name, cnt, n_j) in enumerate(alpha_groups):
         m = cnt.sum(axis=1)

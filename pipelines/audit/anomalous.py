@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..weaknesses.profiles import bh_adjust
+from ..stats import bh_adjust
 from .frame import MODEL_A, MODEL_B, AuditVotes
 from .result import EXAMPLE_IDS, Finding, not_applicable
 from .tables import share_headline

@@ -24,7 +24,7 @@ import pandas as pd
 from scipy.special import expit
 
 from ..ratings import fit_pairwise
-from ..weaknesses.profiles import bh_adjust
+from ..stats import bh_adjust
 from .frame import MODEL_A, MODEL_B, AuditVotes
 from .result import EXAMPLE_IDS, Finding, not_applicable
 from .tables import share_headline

@@ -39,7 +39,7 @@ from scipy import stats
 
 from .. import ratings
 from ..scores import fitted_models
-from ..weaknesses.profiles import bh_adjust
+from ..stats import bh_adjust
 from .cells import NodeVotes, cells_of, node_counts, subset_cells, vote_cells
 from .frame import AuditVotes
 from .result import EXAMPLE_IDS, Finding, not_applicable

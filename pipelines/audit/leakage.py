@@ -15,8 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..scores import wilson_interval
-from ..weaknesses.profiles import bh_adjust
+from ..stats import bh_adjust, wilson_interval
 from .covariates import (
     baseline_logits,
     batched_fit,

@@ -21,7 +21,7 @@ from scipy import stats
 
 from ..design import POSITION_SENTENCE, left_term_identifiable
 from ..ratings import Cells, fit_pairwise, resample_counts
-from ..scores import wilson_interval
+from ..stats import wilson_interval
 from .covariates import (
     baseline_logits,
     batched_fit,

@@ -7,8 +7,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from ..scores import wilson_interval
-from ..weaknesses.profiles import bh_adjust
+from ..stats import bh_adjust, percentile_interval, wilson_interval  # noqa: F401  (percentile_interval: re-exported)
 from .frame import AuditVotes
 from .result import EXAMPLE_IDS
 
@@ -74,13 +73,6 @@ def node_membership(v: AuditVotes, min_node_votes: int) -> tuple[pd.DataFrame, s
     nodes = v.nodes.iloc[pick][["node_id", "description", "depth"]].reset_index(drop=True)
     nodes["votes"] = size[pick].astype(np.int64)
     return nodes, member[pick]
-
-
-def percentile_interval(draws: np.ndarray, level: float) -> tuple[float, float]:
-    """Two-sided ``level`` percentile interval of bootstrap draws (rounds,)."""
-    tail = 100 * (1 - level) / 2
-    lo, hi = np.percentile(draws, [tail, 100 - tail])
-    return float(lo), float(hi)
 
 
 def share_headline(label: str, flagged: int, eligible: int, p_value: float | None = None) -> dict:

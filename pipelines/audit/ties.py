@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..scores import wilson_interval
+from ..stats import wilson_interval
 from .frame import BOTHBAD, TIE, AuditVotes
 from .result import Finding, not_applicable
 from .tables import attach_ids, flags, node_membership, ranked_examples, voter_rows

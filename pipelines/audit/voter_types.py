@@ -66,7 +66,7 @@ from scipy import stats
 from scipy.special import expit
 
 from ..ratings import fit_pairwise
-from ..weaknesses.profiles import bh_adjust
+from ..stats import bh_adjust
 from .anomalous import pair_outcomes
 from .concentrated import log_chernoff_tail, vote_expectations
 from .covariates import flag_difference, outcome_counts, style_covariates

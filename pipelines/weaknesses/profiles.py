@@ -35,6 +35,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..stats import bh_adjust  # noqa: F401  (re-exported: part of the weaknesses API)
+
 Direction = Literal["weak", "strong"]
 IntervalMethod = Literal["clopper-pearson", "wilson", "jeffreys"]
 
@@ -368,19 +370,6 @@ def strengths(nodes: pd.DataFrame, tau: float, min_child_size: int = MIN_CHILD_S
 
 
 # --------------------------------------------------------------------------- tests and FDR
-
-
-def bh_adjust(pvalues: np.ndarray) -> np.ndarray:
-    """Benjamini–Hochberg adjusted p-values (scipy's ``false_discovery_control``); NaN stays NaN.
-
-    A node is a discovery at FDR level q when its adjusted p-value is <= q.
-    """
-    p = np.asarray(pvalues, dtype=float)
-    out = np.full(p.shape, np.nan)
-    ok = np.isfinite(p)
-    if ok.any():
-        out[ok] = stats.false_discovery_control(np.clip(p[ok], 0.0, 1.0), method="bh")
-    return out
 
 
 def accuracy_pvalues(

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse, stats
 
-from .profiles import bh_adjust
+from ..stats import bh_adjust
 
 POINTS_PER_LOGIT = 400.0 / math.log(10.0)
 MAX_STEPS = 12  # groups a profile may hold

@@ -270,7 +270,7 @@ def arena_masks(
     alpha: float = 0.05,
 ) -> dict[str, np.ndarray]:
     """Extracted-node masks of one model for each arena method (see the bench for their names)."""
-    from .profiles import bh_adjust
+    from ..stats import bh_adjust
 
     t = tests[tests["model"] == model]
     bz = baseline[baseline["model"] == model]
