@@ -29,31 +29,71 @@ def db(tmp_path: Path) -> Path:
 BUNDLED_DATASETS = ("llmfao", "pandalm", "alpaca_eval", "arena-hard-v0.1", "arena-hard-v2.0", "math")
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """Tiers (``make test-fast`` deselects them): ``bundled`` for tests that need the bundled
+    database (directly or through another fixture), ``llm`` for the local-LLM tests."""
+    for item in items:
+        if "bundled_db" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.bundled)
+        if item.path.name == "test_local_llm.py":
+            item.add_marker(pytest.mark.llm)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def bundled_key(data_dir: Path) -> str:
+    """Content hash of everything the bundled database is made from: the code that builds it
+    (``pipelines/``, the project file) and the bundled data files. Same key, same database."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    code = sorted((ROOT / "pipelines").rglob("*.py")) + [ROOT / "pyproject.toml"]
+    data = sorted(p for p in Path(data_dir).rglob("*") if p.is_file())
+    for base, files in ((ROOT, code), (Path(data_dir), data)):
+        for f in files:
+            digest.update(str(f.relative_to(base)).encode())
+            digest.update(f.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 @pytest.fixture(scope="session")
 def bundled_db(tmp_path_factory, data_dir) -> Path:
     """The database ``arenatree demo --no-serve`` makes: every bundled dataset imported and given
-    an offline tree. Built once per session, by the real command in a child process (the MiniLM
-    embeddings of ~7,000 real prompts take about three minutes here)."""
+    an offline tree, node scores and audits. Built by the real command in a child process (about
+    5 minutes here, mostly MiniLM embedding ~7,000 real prompts), once per content: the result is
+    kept in ``$ARENATREE_TEST_CACHE`` (default ``.cache/tests/``) under :func:`bundled_key`, so
+    a rerun with unchanged code and data copies it instead (a fresh CI machine builds it)."""
     import os
+    import shutil
     import subprocess
     import sys
 
     db = tmp_path_factory.mktemp("bundled") / "arenatree.duckdb"
     prebuilt = os.environ.get("ARENATREE_TEST_BUNDLED_DB")
     if prebuilt:  # developers only: reuse a demo database built by the same code (CI never sets it)
-        import shutil
-
         shutil.copyfile(prebuilt, db)
+        return db
+    cache = Path(os.environ.get("ARENATREE_TEST_CACHE", ROOT / ".cache" / "tests"))
+    cached = cache / f"bundled-{bundled_key(data_dir)}.duckdb"
+    if cached.exists():
+        shutil.copyfile(cached, db)
         return db
     out = subprocess.run(
         [sys.executable, "-m", "pipelines.cli", "--db", str(db), "demo", "--no-serve"],
         capture_output=True,
         text=True,
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=ROOT,
         env={**os.environ, "ARENATREE_DATA": str(data_dir)},
         timeout=1800,
     )
     assert out.returncode == 0, out.stderr[-3000:]
+    cache.mkdir(parents=True, exist_ok=True)
+    for old in cache.glob("bundled-*.duckdb"):  # one current copy is enough
+        old.unlink()
+    tmp = cached.with_suffix(".tmp")
+    shutil.copyfile(db, tmp)
+    os.replace(tmp, cached)  # atomic: a killed copy leaves no half database to reuse
     return db
 
 
