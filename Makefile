@@ -13,7 +13,7 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXA
   -DLLAMA_BUILD_APP=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_UI=OFF
 export LLAMA_CPP_BUILD_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: setup setup-llm demo serve test lint format bench chromium clean
+.PHONY: setup setup-llm demo serve test test-fast lint format bench chromium clean
 
 setup: $(VENV)/.installed
 
@@ -55,6 +55,10 @@ format: setup
 test: setup setup-llm chromium lint
 	$(PY) -m pytest; status=$$?; \
 	  ls test-artifacts/*.png 2>/dev/null | sed 's/^/screenshot: /'; exit $$status
+
+# Unit and small pipeline tests: no bundled database, no pages, no browser, no local LLM, nothing slow.
+test-fast: setup
+	$(PY) -m pytest -q -m "not bundled and not page and not browser and not llm and not slow"
 
 # The validity benches read the demo database (trees, cached embeddings): build it first.
 bench: setup setup-llm

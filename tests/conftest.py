@@ -31,8 +31,11 @@ BUNDLED_DATASETS = ("llmfao", "pandalm", "alpaca_eval", "arena-hard-v0.1", "aren
 
 def pytest_collection_modifyitems(config, items) -> None:
     """Tiers (``make test-fast`` deselects them): ``bundled`` for tests that need the bundled
-    database (directly or through another fixture), ``llm`` for the local-LLM tests."""
+    database (directly or through another fixture), ``llm`` for the local-LLM tests, ``page``
+    for the streamlit AppTest page tests (``test_*_page.py``, ``test_dashboard.py``)."""
     for item in items:
+        if item.path.name.endswith("_page.py") or item.path.name == "test_dashboard.py":
+            item.add_marker(pytest.mark.page)
         if "bundled_db" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.bundled)
         if item.path.name == "test_local_llm.py":

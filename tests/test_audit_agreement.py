@@ -204,6 +204,7 @@ def test_simulated_flip_rates(flips: AuditVotes) -> None:
     pd.testing.assert_frame_equal(again.tables["pairs"], f.tables["pairs"])
 
 
+@pytest.mark.slow
 def test_single_judge_per_vote_is_not_applicable(tmp_path_factory) -> None:
     av, _ = simulated_votes(
         tmp_path_factory.mktemp("agreement_sim"), votes=20_000, models=8, voters=300, seed=1

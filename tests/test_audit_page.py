@@ -92,6 +92,7 @@ def test_drill_down_shows_the_votes(bundled_db: Path, pandalm_audit, monkeypatch
     assert ids <= all_ids
 
 
+@pytest.mark.slow
 def test_hostile_prompts_stay_inert(tmp_path: Path, monkeypatch) -> None:
     db = tmp_path / "hostile.duckdb"
     judges = tuple((f"voter-{j}", "human") for j in range(4))

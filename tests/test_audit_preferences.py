@@ -25,6 +25,8 @@ from pipelines.audit.ties import expected_tie_probability, ties_and_bothbad
 from pipelines.audit.validity import detection, simulated_votes, voter_truth
 from pipelines.tree.read import resolve_tree
 
+pytestmark = pytest.mark.slow  # the whole module: its simulated-arena fixtures are the slow part
+
 AUDITS = (position_preference, style_preference, refusal_handling, ties_and_bothbad, identity_leakage)
 
 

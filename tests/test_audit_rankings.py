@@ -154,6 +154,7 @@ def test_holm_by_hand():
     np.testing.assert_allclose(holm(p), [0.03, 0.06, 0.06, 0.02])
 
 
+@pytest.mark.slow
 def test_node_counts_and_batched_fit_match_direct_fits(planted):
     v, _ = planted
     pairs, category = vote_cells(v)
@@ -248,6 +249,7 @@ def test_inversions_find_planted_reorderings(planted):
     assert nodes.loc[nodes["flagged"], "tau"].median() <= nodes["tau"].median()
 
 
+@pytest.mark.slow
 def test_inversions_null_flags_at_most_alpha(null):
     v, truth = null
     assert not truth["planted"]
@@ -304,6 +306,7 @@ def test_robustness_brute_force_covers_larger_answers():
     assert max(ks) >= 4 and len(set(ks)) >= 3
 
 
+@pytest.mark.slow
 def test_approximation_is_verified_upper_bound():
     """On cases too large for brute force but small enough for the exact count-vector search,
     the approximation (exact search off) is never below the exact answer, and mostly equal."""

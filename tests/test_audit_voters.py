@@ -120,6 +120,7 @@ def test_conformal_direction_by_hand():
     assert conformal_pvalues(AuditVotes.from_frame(swapped), seed=0)[9] == pytest.approx(u[9] / 10)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("score", ["distance", "rarity"])
 def test_pvalues_uniform_under_null(null, score):
     av, _ = null

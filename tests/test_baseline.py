@@ -136,6 +136,7 @@ def test_length_controlled_equals_alpaca_eval_minimal(tmp_path: Path, monkeypatc
     assert length_controlled(p, np.ones(N), np.ones(N)) is None  # no length difference to model
 
 
+@pytest.mark.slow
 def test_the_import_log_and_the_view_match_alpaca_eval(alpaca_db: dict, tmp_path: Path, monkeypatch) -> None:
     proc = alpaca_db["import"]
     assert proc.returncode == 0, proc.stderr
@@ -202,6 +203,7 @@ def test_both_layouts_and_the_file_hint(tmp_path: Path) -> None:
     assert "pass the annotations files themselves" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_a_baseline_on_either_side_and_a_dataset_without_one(tmp_path: Path, monkeypatch) -> None:
     """Generic votes: the baseline on side b half the time; preferences from the winners, turned
     so that 2 means 'the model won' (a hand count)."""
@@ -241,6 +243,7 @@ def test_a_baseline_on_either_side_and_a_dataset_without_one(tmp_path: Path, mon
         assert any("fixed baseline" in t.value for t in at.subheader) is shown, dataset
 
 
+@pytest.mark.slow
 def test_the_leaderboard_page_shows_alpaca_evals_numbers(alpaca_db: dict, monkeypatch) -> None:
     at = open_app_page(alpaca_db["db"], monkeypatch, "views/leaderboard.py", dataset="alp")
     tables = {df.proto.id: df.value for df in at.dataframe if df.value is not None}
@@ -254,6 +257,7 @@ def test_the_leaderboard_page_shows_alpaca_evals_numbers(alpaca_db: dict, monkey
     assert any("length_controlled_minimal" in t.value for t in at.text)
 
 
+@pytest.mark.slow
 def test_the_report_carries_the_baseline_table(alpaca_db: dict, tmp_path: Path) -> None:
     out = tmp_path / "report"
     proc = run_cli(

@@ -60,6 +60,7 @@ def test_demo_rerun_adds_nothing(demo_db, data_dir):
             assert after[name][key] == d[key], (name, key)
 
 
+@pytest.mark.slow
 def test_ingest_prints_a_summary_and_json(tmp_path, data_dir):
     db = tmp_path / "a.duckdb"
     out = run_cli("ingest", str(data_dir / "pandalm"), "--dataset", "p", "--json", db=db)
@@ -95,6 +96,7 @@ def test_bad_input_is_one_line_with_file_and_line_and_nothing_is_written(tmp_pat
     assert "Traceback" not in out.stderr and not db.exists()
 
 
+@pytest.mark.slow
 def test_unknown_format_and_bad_dataset_name(tmp_path, data_dir):
     db = tmp_path / "x.duckdb"
     out = run_cli("ingest", str(data_dir / "pandalm"), "--dataset", "p", "--format", "nope", db=db)
@@ -108,6 +110,7 @@ def test_datasets_without_a_database_says_how_to_start(tmp_path):
     assert out.returncode == 2 and "arenatree ingest" in out.stderr
 
 
+@pytest.mark.slow
 def test_fetch_lists_origins_and_uses_the_local_copy(tmp_path, data_dir):
     out = run_cli("fetch", "--list", "--json", db=tmp_path / "x.duckdb")
     rows = {r["name"]: r for r in json.loads(out.stdout)}
@@ -164,6 +167,7 @@ def served_on(tmp_path: Path, *flags: str) -> set[str]:
         proc.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_serve_listens_on_localhost_unless_told_otherwise(tmp_path):
     assert served_on(tmp_path) == {"127.0.0.1"}
     assert served_on(tmp_path, "--host", "0.0.0.0") == {"0.0.0.0"}  # noqa: S104 - exposing, on purpose

@@ -112,6 +112,7 @@ def test_bad_input_is_one_line(bundled_db: Path, args: tuple[str, ...], needle: 
     assert len(lines) == 1 and needle in lines[0], out.stderr
 
 
+@pytest.mark.slow
 def test_simulated_arena_through_the_real_commands(tmp_path: Path) -> None:
     """simulate -> ingest -> audit (no tree): planted voters show up in the per-voter findings."""
     db = tmp_path / "sim.duckdb"

@@ -120,6 +120,7 @@ def test_bad_requests_fail_with_one_line(bundled_db, args, message):
     assert len(lines) == 1 and message in lines[0]
 
 
+@pytest.mark.slow
 def test_simulate_then_ingest_round_trip(tmp_path):
     out_dir = tmp_path / "sim"
     summary = cli_json(

@@ -228,6 +228,7 @@ def test_arena_hard_pairs_share_small_nodes(arena_data):
     assert rate >= 0.10 and rate >= 5 * random_rate
 
 
+@pytest.mark.slow
 def test_fit_sample_fits_the_sample_and_routes_the_rest():
     """Sample-fit-then-route: the tree is exactly the sample's tree, every other item sits in the
     leaf :meth:`route` gives it, sizes / memberships / centroids count every item, and on a

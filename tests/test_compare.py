@@ -67,6 +67,7 @@ def test_paired_interval_covers_and_brackets_the_difference() -> None:
     assert (lower < d).all() and (d < upper).all() and (lower >= -1).all() and (upper <= 1).all()
 
 
+@pytest.mark.slow
 def test_instances_match_mcnemar_exact_in_every_node(compare_db: dict) -> None:
     with store.reader(compare_db["db"]) as con:
         table = compare.compare_models(con, QUIZ, "solver-a", "solver-b", compare_db["quiz_tree"])
@@ -202,6 +203,7 @@ def flat_nodes(n_leaves: int) -> pd.DataFrame:
     )
 
 
+@pytest.mark.slow
 def test_simulated_arena_finds_planted_nodes_at_the_nominal_fdr() -> None:
     rng = np.random.default_rng(3)
     n_leaves, planted, q = 24, {1, 5, 9, 13}, 0.1

@@ -44,6 +44,7 @@ def codes(at) -> list[str]:
     return [c.value for c in at.code]
 
 
+@pytest.mark.slow
 def test_page_lists_the_significant_nodes_with_both_answers(page_db: dict, monkeypatch, downloads) -> None:
     at = open_app_page(page_db["db"], monkeypatch, PAGE, dataset=ARENA, model="alpha")
     assert at.selectbox(key="_shared_model").value == "alpha"

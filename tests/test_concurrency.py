@@ -81,6 +81,7 @@ def read_counts(db: Path) -> tuple[int, int, int]:
     return int(row[0]), int(row[1]), int(row[2])
 
 
+@pytest.mark.slow
 def test_reader_never_sees_a_half_written_import(db: Path) -> None:
     size = BATCH * PER_IMPORT
     load(db, "votes", [pairwise_batch(BATCH, start=j * BATCH) for j in range(PER_IMPORT)])
@@ -123,6 +124,7 @@ HOLDER = """
 """
 
 
+@pytest.mark.slow
 def test_second_writer_waits_for_the_first(db: Path) -> None:
     load(db, "votes", [pairwise_batch(BATCH)])
     holder = spawn(HOLDER, str(db), "3")
@@ -213,6 +215,7 @@ KILLED = """
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("when", ["after-commit", "before-copy", "mid-copy"])
 def test_a_writer_killed_after_its_commit_is_repaired_by_the_next_reader(db: Path, when: str) -> None:
     load(db, "votes", [pairwise_batch(BATCH)])

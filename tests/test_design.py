@@ -48,6 +48,7 @@ def test_groups_that_never_meet_are_found() -> None:
     assert len(comparison_groups(votes_of("no-ties"))) == 1
 
 
+@pytest.mark.slow
 def test_the_cli_report_and_page_say_what_the_design_cannot_support(
     db: Path, tmp_path: Path, monkeypatch
 ) -> None:
@@ -105,6 +106,7 @@ def test_alpaca_eval_position_effect_is_not_shown(bundled_db: Path) -> None:
     assert position["applicable"] is False and position["summary"] == POSITION_SENTENCE
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["no-ties", "never-wins"])
 def test_connected_designs_get_no_group_column(db: Path, name: str) -> None:
     load(db, name, [SHAPES[name]()])
@@ -120,6 +122,7 @@ def test_an_llm_jury_or_a_single_judge_is_said() -> None:
     assert judges_sentence(votes_of("no-ties")) is None  # several human voters: nothing to say
 
 
+@pytest.mark.slow
 def test_the_leaderboard_says_an_llm_jury(db: Path) -> None:
     load(db, "llm-judges", [SHAPES["llm-judges"]()])
     doc = json.loads(run_cli("leaderboard", "--dataset", "llm-judges", "--json", db=db).stdout)
@@ -134,6 +137,7 @@ def test_a_node_too_small_for_an_interval_is_said() -> None:
     assert node_sentence(7, "x", 5) is None  # 5 items: the node scores give it an interval
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["no-ties", "scores-mixed"])
 def test_the_leaderboard_of_a_small_node_says_it_is_too_small(db: Path, monkeypatch, name: str) -> None:
     from pipelines.cli import main

@@ -433,6 +433,7 @@ def test_bad_field_types_name_the_record(db: Path, tmp_path: Path) -> None:
     assert stored(db) == (0, 0, 0)
 
 
+@pytest.mark.slow
 def test_late_type_change_is_still_read(db: Path, tmp_path: Path) -> None:
     """A value whose type differs from DuckDB's sample is read after a full-file inference."""
     records = json.loads(CLEAN.read_text()) * 1000

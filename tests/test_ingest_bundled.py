@@ -20,6 +20,8 @@ from pipelines.ingest.alpaca_eval import winner as alpaca_winner
 from pipelines.ingest.pandalm import label as pandalm_label
 from pipelines.store import one, reader, run
 
+pytestmark = pytest.mark.slow  # the whole module: its fixtures are the slow part
+
 DATASETS = {
     "llmfao": "llmfao",
     "pandalm": "pandalm",

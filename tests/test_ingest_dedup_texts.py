@@ -238,6 +238,7 @@ def test_encode_texts_round_trips_mixed_columns() -> None:
         assert [None if c < 0 else texts[c] for c in code] == want
 
 
+@pytest.mark.slow
 def test_dictionary_encoded_and_plain_frames_store_the_same(tmp_path: Path) -> None:
     """The reader's Categorical frame, the same frame with plain string columns (the path of
     the other adapters) and a mix give identical tables."""
@@ -278,6 +279,7 @@ def small_arena(tmp_path_factory, data_dir) -> dict:
     return {"votes": Path(summary["files"]["votes"]), "db": db, "out": out}
 
 
+@pytest.mark.slow
 def test_import_equals_the_row_by_row_computation(small_arena: dict) -> None:
     """Every vote's prompt id, response ids and style features equal the per-row definitions:
     text_hash of its own texts and the style SQL over each answer slot separately."""
@@ -341,6 +343,7 @@ def test_import_equals_the_row_by_row_computation(small_arena: dict) -> None:
     assert dict(zip(prompts["prompt_id"], prompts["text"], strict=True)) == want_prompts
 
 
+@pytest.mark.slow
 def test_every_container_of_the_arena_stores_the_same(small_arena: dict, tmp_path: Path) -> None:
     """The simulated votes as JSONL (above), Parquet and a JSON array: identical tables apart
     from the file path and hash of each import."""

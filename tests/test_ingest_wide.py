@@ -62,6 +62,7 @@ def db_accuracies(db: Path, dataset: str) -> dict[str, tuple[int, float]]:
     return {m: (n, acc) for m, n, acc in rows}
 
 
+@pytest.mark.slow
 def test_routellm_csv_wide_via_cli(tmp_path: Path, db: Path) -> None:
     f = routellm_csv(tmp_path)
     out = run_cli("ingest", str(f), "--dataset", "mmlu", "--format", "scores", "--wide", db=db)
@@ -294,6 +295,7 @@ def test_unknown_label_message_many_labels() -> None:
     assert "0, 1, 2," in msg and "(30 labels)" in msg and "\n" not in msg
 
 
+@pytest.mark.slow
 def test_set_for_a_mapped_field_is_an_error(tmp_path: Path, db: Path) -> None:
     f = autoj_jsonl(tmp_path)
     out = run_cli(

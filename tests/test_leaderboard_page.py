@@ -137,6 +137,7 @@ def sidebar_select(at: AppTest, label: str):
     return box
 
 
+@pytest.mark.slow
 def test_global_leaderboard_matches_the_ratings_pipeline(arena_db: dict, monkeypatch) -> None:
     at = open_page(arena_db["db"], monkeypatch, dataset=ARENA)
     votes = votes_of(arena_db["db"])
@@ -178,6 +179,7 @@ def test_global_leaderboard_matches_the_ratings_pipeline(arena_db: dict, monkeyp
     assert counts.loc["alpha", "beta"] == 144  # 72 prompts x 2 repeats
 
 
+@pytest.mark.slow
 def test_filters_change_the_numbers_and_persist_across_pages(arena_db: dict, monkeypatch) -> None:
     at = open_page(arena_db["db"], monkeypatch, dataset=ARENA)
     sidebar_select(at, "Judge kind").select("llm")
@@ -312,6 +314,7 @@ def open_page(db: Path, monkeypatch: pytest.MonkeyPatch, **query: str) -> AppTes
     return open_app_page(db, monkeypatch, PAGE, **query)
 
 
+@pytest.mark.slow
 def test_a_crowd_of_judges_lists_the_most_active_and_takes_any(tmp_path: Path, monkeypatch) -> None:
     """With more judges than the Judge filter lists, the most active ones are listed and any other
     judge's id still filters the votes (from a shared link, or typed in)."""
@@ -332,6 +335,7 @@ def test_a_crowd_of_judges_lists_the_most_active_and_takes_any(tmp_path: Path, m
     assert metrics(at)["Votes"] == "2" and metrics(at)["Judges"] == "1"
 
 
+@pytest.mark.slow
 def test_vote_drop_sentence_and_joint_node_rank_sets(arena_db: dict, monkeypatch) -> None:
     from pipelines.node_rank_sets import node_rank_sets
     from pipelines.vote_drop import leaderboard_drops

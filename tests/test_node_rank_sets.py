@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from pipelines import slices
 from pipelines.node_rank_sets import node_rank_sets
@@ -54,6 +55,7 @@ def true_rank(truth: np.ndarray) -> dict[tuple[int, str], int]:
     }
 
 
+@pytest.mark.slow
 def test_joint_sets_cover_every_node_and_model_at_about_the_level() -> None:
     rng = np.random.default_rng(11)
     truth = true_rank(TRUTH)
@@ -96,6 +98,7 @@ def test_more_nodes_need_a_larger_critical_value_and_unfit_nodes_are_left_out() 
     assert none.empty and "No node" in none.attrs["method"]
 
 
+@pytest.mark.slow
 def test_on_equal_models_the_joint_sets_hold_where_per_node_sets_read_together_do_not() -> None:
     # six nodes of four equally strong models: every true rank is 1, so a set covers only when it
     # is the whole range [1, 4]. Each node's own 90% set does that in ~90% of arenas, so all six at

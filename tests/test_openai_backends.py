@@ -354,6 +354,7 @@ def cached_hashes(db: Path, table: str, column: str, name: str) -> set[str]:
     return {r[0] for r in rows}
 
 
+@pytest.mark.slow
 def test_build_resumes_after_a_crash_without_reasking_cached_items(db: Path, fake: FakeOpenAI, cfg) -> None:
     texts = make_dataset(db, per_topic=20)  # 120 prompts: 2 annotation chunks (64 + 56)
     cfg = cfg.with_(max_retries=1)
@@ -384,6 +385,7 @@ def test_build_resumes_after_a_crash_without_reasking_cached_items(db: Path, fak
     assert members == len(texts) and blank == 0
 
 
+@pytest.mark.slow
 def test_build_resumes_after_a_crash_in_the_embedding_step(db: Path, fake: FakeOpenAI, cfg) -> None:
     texts = make_dataset(db, per_topic=4)
     cfg = cfg.with_(max_retries=1)
@@ -404,6 +406,7 @@ def test_build_resumes_after_a_crash_in_the_embedding_step(db: Path, fake: FakeO
     # (the other request embeds the offline namer's candidate phrases, the fallback names)
 
 
+@pytest.mark.slow
 def test_api_key_never_reaches_the_database(db: Path, fake: FakeOpenAI, cfg) -> None:
     make_dataset(db, per_topic=4)
     fake.fail(500, times=2)
@@ -458,6 +461,7 @@ def test_default_settings_give_up_on_a_silent_endpoint_within_about_a_minute() -
     assert (timeout.connect, timeout.read) == (10.0, 20.0)
 
 
+@pytest.mark.slow
 def test_a_black_hole_fails_within_its_bound_with_one_line() -> None:
     cfg = OpenAIConfig(base_url="http://unused", timeout=0.5, max_retries=2, backoff_base=0.1)
     with black_hole() as (url, held):
@@ -473,6 +477,7 @@ def test_a_black_hole_fails_within_its_bound_with_one_line() -> None:
     assert ann.stats["requests"] == 3 and ann.stats["retries"] == 2
 
 
+@pytest.mark.slow
 def test_a_slow_but_live_server_works_with_the_defaults(fake: FakeOpenAI) -> None:
     fake.slow, fake.slow_seconds = 1, 2.0
     ann = OpenAIAnnotator(OpenAIConfig(base_url=fake.base_url, api_key=KEY, concurrency=1))
@@ -480,6 +485,7 @@ def test_a_slow_but_live_server_works_with_the_defaults(fake: FakeOpenAI) -> Non
     assert ann.stats["retries"] == 0
 
 
+@pytest.mark.slow
 def test_tree_build_timeout_and_retries_flags_bound_a_black_hole(db: Path) -> None:
     make_dataset(db, per_topic=2)
     with black_hole() as (url, held):

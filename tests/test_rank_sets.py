@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from pipelines.slices import joint_rank_sets, spread_leaderboard
 
@@ -51,6 +52,7 @@ def test_rank_sets_by_hand() -> None:
     assert sets["set_low"].tolist() == [1, 1, 3] and sets["set_high"].tolist() == [2, 2, 3]
 
 
+@pytest.mark.slow
 def test_cli_report_and_page_show_the_joint_sets(db, tmp_path, monkeypatch) -> None:
     from helpers import load, open_app_page, run_cli
     from shapes import SHAPES
@@ -68,6 +70,7 @@ def test_cli_report_and_page_show_the_joint_sets(db, tmp_path, monkeypatch) -> N
     assert {"set_low", "set_high", "rank_set"} <= set(table.columns)
 
 
+@pytest.mark.slow
 def test_cli_prints_and_returns_the_vote_drop(db) -> None:
     import json
 

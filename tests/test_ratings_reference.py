@@ -72,6 +72,7 @@ def test_bradley_terry_matches_evalica(data: str, request: pytest.FixtureRequest
     assert np.abs(win_prob(dropped) - win_prob(ours)).max() > 1e-3
 
 
+@pytest.mark.slow
 def test_bootstrap_spread_matches_evalica_bootstrap(llmfao: pd.DataFrame) -> None:
     """Same resampling law (battles with replacement == multinomial over cells), same spread.
 

@@ -73,6 +73,7 @@ def arena_report(report_db):
         return build_report(con, ReportRequest("arena", rounds=30, seed=3))
 
 
+@pytest.mark.slow
 def test_numbers_equal_the_leaderboard_pipeline(report_db, arena_report):
     tables = arena_report.tables()
     with store.reader(report_db["db"]) as con:
@@ -200,6 +201,7 @@ def test_csv_and_parquet_every_table_neutralised(hostile_report, tmp_path):
     assert sorted(p.name for p in written) == sorted(files) and all(p.exists() for p in written)
 
 
+@pytest.mark.slow
 def test_markdown_escaped_with_figures_on_disk(hostile_report, tmp_path):
     out = tmp_path / "report.md"
     paths = write_markdown(hostile_report, out)
@@ -217,6 +219,7 @@ def test_markdown_escaped_with_figures_on_disk(hostile_report, tmp_path):
     assert set(paths) == {out, *(out.parent / r for r in figures)}
 
 
+@pytest.mark.slow
 def test_pdf_opens_and_holds_the_figures(report_db, tmp_path):
     pypdf = pytest.importorskip("pypdf")
     with store.reader(report_db["db"]) as con:
@@ -236,6 +239,7 @@ def test_pdf_opens_and_holds_the_figures(report_db, tmp_path):
     assert "rating" in text.replace(plain, "") or text.count("rating") > plain.count("rating")
 
 
+@pytest.mark.slow
 def test_download_bytes_for_every_format(hostile_report):
     with zipfile.ZipFile(io.BytesIO(report_bytes(hostile_report, "md"))) as z:
         names = z.namelist()
@@ -243,6 +247,7 @@ def test_download_bytes_for_every_format(hostile_report):
     assert report_bytes(hostile_report, "html").startswith(b"<!DOCTYPE html>")
 
 
+@pytest.mark.slow
 def test_cli_writes_and_refuses_bad_input(report_db, tmp_path):
     db = report_db["db"]
     bad = run_cli("report", "--dataset", "arena", "--out", str(tmp_path / "x.docx"), db=db)

@@ -38,6 +38,7 @@ def downloads(at) -> list[str]:
     return [e.proto.label for e in at.get("download_button")]
 
 
+@pytest.mark.slow
 def test_build_and_download_every_format(page_db, monkeypatch):
     at = open_app_page(page_db["db"], monkeypatch, PAGE, dataset="hostile")
     assert downloads(at) == []  # nothing is built before the button is pressed
@@ -91,6 +92,7 @@ def test_scope_sections_and_filters_shape_the_report(page_db, monkeypatch):
     assert report.tables()["leaderboard"]["battles"].tolist() == expected["battles"].tolist()
 
 
+@pytest.mark.slow
 def test_the_voter_audit_settings_carry_into_the_report(page_db, monkeypatch):
     """α and the fewest votes to flag a voter, as set on the Voter audit page (here: in the URL),
     are the report's audit settings: its audit flags what run_audit flags with them."""

@@ -67,6 +67,7 @@ def compare(ours: pd.DataFrame, theirs: pd.DataFrame) -> tuple[float, float]:
     return float((ours.rating - theirs.ratings).abs().max()), float((half / their_half - 1).abs().max())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("reweight", [False, True])
 def test_bt_sandwich_equals_arena_rank(reweight):
     battles = arena(0)
@@ -80,6 +81,7 @@ def test_bt_sandwich_equals_arena_rank(reweight):
         assert (plain.rating - ours.set_index("model").rating).abs().max() > 1.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("reweight", [False, True])
 def test_style_controlled_sandwich_equals_arena_rank_contextual_bt(reweight):
     battles = arena(1, n_models=8, n=6000, style=True)
@@ -170,6 +172,7 @@ def test_sandwich_and_bootstrap_agree_on_a_big_arena():
     assert ratio.between(0.8, 1.2).all(), ratio
 
 
+@pytest.mark.slow
 def test_cli_defaults_to_sandwich_and_says_so(tmp_path):
     db = tmp_path / "arenatree.duckdb"
     load(db, "demo", [pairwise_batch(300)])

@@ -170,6 +170,7 @@ def boot_table(con, tree) -> pd.DataFrame:
 # --------------------------------------------------------------------------- counts
 
 
+@pytest.mark.slow
 def test_tree_fixture_has_depth_and_votes_outside_it(con, tree, raw, node_ids):
     depth = store.one(
         con, "SELECT max(depth), count(*) FILTER (WHERE n_children = 0) FROM nodes WHERE tree_id = ?", [tree]
@@ -216,6 +217,7 @@ def test_ancestor_matrix_by_hand():
 # --------------------------------------------------------------------------- win rates
 
 
+@pytest.mark.slow
 def test_win_rates_equal_brute_force_with_wilson_intervals(con, tree, raw, node_ids, table):
     assert list(table.columns) == SCORE_COLUMNS
     assert table[["node_id", "model"]].equals(table[["node_id", "model"]].sort_values(["node_id", "model"]))
@@ -382,6 +384,7 @@ def test_compute_stores_a_keyed_run_and_a_rerun_is_a_no_op(db):
         assert store.one(con, "SELECT count(*) FROM node_scores")[0] == len(stored)
 
 
+@pytest.mark.slow
 def test_other_parameters_or_new_data_give_a_new_run(db):
     first = compute_node_scores(db, "votes", rounds=ROUNDS, seed=7)
     others = {

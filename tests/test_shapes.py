@@ -63,6 +63,7 @@ def commands(name: str, out: Path) -> list[list[str]]:
     return [[*run[:1], "--dataset", name, *run[1:]] for run in runs]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(SHAPES))
 def test_every_command_answers_or_says_why(shapes_db: Path, name: str, tmp_path: Path, capsys) -> None:
     failures = []
@@ -75,6 +76,7 @@ def test_every_command_answers_or_says_why(shapes_db: Path, name: str, tmp_path:
     assert not failures, failures
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(SHAPES))
 def test_every_page_renders_the_shape(shapes_db: Path, name: str, monkeypatch) -> None:
     for page in PAGES:  # open_app_page fails on any exception box

@@ -140,6 +140,7 @@ def test_synthesised_answers_have_exactly_the_features_returned():
 # ------------------------------------------------------------------------ import round trip
 
 
+@pytest.mark.slow
 def test_votes_import_with_the_arena_conversations_adapter(arena):
     rep = arena["report"]
     assert rep.format == "arena-conversations"
@@ -154,6 +155,7 @@ def test_votes_import_with_the_arena_conversations_adapter(arena):
     assert 0.10 < counts["tie"] < 0.25 and 0.08 < counts["tie_bothbad"] < 0.25
 
 
+@pytest.mark.slow
 def test_truth_prompt_ids_are_the_imported_prompt_ids(arena):
     truth, db = arena["truth"], arena["db"]
     stored = set(query(db, "SELECT prompt_id FROM prompts WHERE dataset = 'sim'")["prompt_id"])
@@ -288,6 +290,7 @@ def test_truth_lists_voters_with_their_planted_parameters(arena):
 # --------------------------------------------------------------------------------- recovery
 
 
+@pytest.mark.slow
 def test_plain_bradley_terry_recovers_an_honest_arena(tmp_path, data_dir):
     s = simulate(
         tmp_path,
@@ -363,6 +366,7 @@ def test_same_seed_gives_byte_identical_files(small):
     assert all(one[k] != other[k] for k in one)
 
 
+@pytest.mark.slow
 def test_parquet_and_json_array_carry_the_same_votes_as_jsonl(small):
     ref = read(small / "jsonl-1" / "conversations.jsonl").battles
     cols = ["source_id", "prompt_text", "model_a", "model_b", "winner", "judge", "tstamp", "language"]

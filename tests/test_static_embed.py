@@ -13,6 +13,8 @@ from helpers import run_cli
 
 from pipelines.tree import static_embed as S
 
+pytestmark = pytest.mark.slow  # the whole module: its fixtures are the slow part
+
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory) -> Path:

@@ -60,6 +60,7 @@ def test_a_planted_group_is_chosen_alone_and_its_offset_estimated():
         assert (tables[m]["step"] == 0).all()
 
 
+@pytest.mark.slow
 def test_nothing_is_chosen_without_a_planted_effect():
     chosen = 0
     for seed in range(10):
@@ -111,6 +112,7 @@ def simulated(tmp_path_factory, data_dir):
     return truth, votes, cand
 
 
+@pytest.mark.slow
 def test_planted_capability_weaknesses_are_recovered(simulated):
     truth, votes, cand = simulated
     planted = V.planted_by_model(truth, cand.prompt_ids)

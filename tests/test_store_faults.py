@@ -114,6 +114,7 @@ def check_agreement(capsys, db: Path, stored: int) -> int | str:
     return seen
 
 
+@pytest.mark.slow
 def test_disk_full_at_every_step_readers_agree_with_the_store(small_fs, tmp_path, capsys, monkeypatch):
     if small_fs is None:  # not root: the OS's ENOSPC injected at each write step instead
         test_enospc_at_each_write_step_is_reported_and_repaired(tmp_path, capsys, monkeypatch)
@@ -204,6 +205,7 @@ def enospc(path: object) -> OSError:
     return OSError(errno.ENOSPC, NO_SPACE, str(path))
 
 
+@pytest.mark.slow
 def test_enospc_at_each_write_step_is_reported_and_repaired(tmp_path, capsys, monkeypatch):
     """Each file operation of publishing (the copy, the rename, the sidecar) fails with the OS's
     ENOSPC in turn: the import is reported stored, no temp file stays, readers refuse while the

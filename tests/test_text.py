@@ -20,6 +20,7 @@ from pipelines.text import clean_text, parse_count, terminal_safe
 ANY_TEXT = st.text(st.characters(codec=None, exclude_categories=()), max_size=40)
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(prompt=ANY_TEXT, model=ANY_TEXT)
 def test_any_json_text_is_refused_in_one_line_or_stored_clean(
@@ -88,6 +89,7 @@ def test_counts_are_ascii_digits_only() -> None:
     ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_pages_ignore_unicode_digits_in_the_url(db: Path, monkeypatch) -> None:
     load(db, "topics", [topic_batch(24)])
     values = {"node": "²", "rounds": "²", "min_votes": "²", "w": "²:1", "finding": "²"}
@@ -96,6 +98,7 @@ def test_pages_ignore_unicode_digits_in_the_url(db: Path, monkeypatch) -> None:
         assert at.title
 
 
+@pytest.mark.slow
 def test_the_terminal_never_gets_a_control_character(db: Path) -> None:
     load(db, "topics", [topic_batch(12)])
     with store.writer(db) as con:  # a name stored by an older arenatree, before names were checked

@@ -108,6 +108,7 @@ def test_a_dataset_without_prompt_text_cannot_have_a_tree(tmp_path):
         build_tree("missing", db=db)
 
 
+@pytest.mark.slow
 def test_sample_build_fits_a_sample_and_routes_every_other_item(tmp_path):
     """``tree build --sample N``: a tree of its own id (the sample size is a parameter) whose
     leaves hold every item of the dataset, the unsampled ones where routing puts them."""

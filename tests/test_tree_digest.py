@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import pytest
 from helpers import run_cli
 
 from pipelines.tree.base import (
@@ -80,6 +81,7 @@ def test_question_mode_only_where_heads_collide() -> None:
     assert not needs_question_mode([f"item {i}" for i in range(10_000)] + reading_items()[:2])
 
 
+@pytest.mark.slow
 def test_tree_build_keeps_shared_passage_items_apart(tmp_path: Path, db: Path) -> None:
     """End to end: a reading-comprehension dataset builds in question mode, every item keeps its
     own capability text, and routing the built tree recreates the same annotator."""
@@ -115,6 +117,7 @@ def test_hint_names_what_is_missing_for_the_format() -> None:
     assert "clean_battle" not in missing_texts_hint(["scores"])
 
 
+@pytest.mark.slow
 def test_tree_build_hint_for_scores_without_prompts(tmp_path: Path, db: Path) -> None:
     f = tmp_path / "scores.csv"
     with open(f, "w", newline="", encoding="utf-8") as fh:

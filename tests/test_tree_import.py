@@ -139,6 +139,7 @@ def tree_file(base_db: Path, shape: str) -> Path:
     return base_db.parent / f"{shape}.json"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", ["dict", "list"])
 def test_import_stores_the_files_tree_exactly(db, base_db, shape):
     out = import_tree(tree_file(base_db, shape), DATASET, db=db, name=f"evaltree-{shape}")
@@ -227,6 +228,7 @@ def test_agreement_is_nmi_at_matching_depths(db, base_db):
         assert r.nmi == pytest.approx(want, abs=1e-12)
 
 
+@pytest.mark.slow
 def test_cli_prints_id_nodes_depth_and_coverage(db, base_db):
     out = run_cli(
         "tree", "import", str(tree_file(base_db, "list")), "--dataset", DATASET, "--name", "et", db=db
@@ -274,6 +276,7 @@ def test_bad_files_name_the_node_and_write_nothing(db, tmp_path, doc, message):
         assert table_contents(con) == before
 
 
+@pytest.mark.slow
 def test_unknown_dataset_and_missing_file(db, base_db, tmp_path):
     with pytest.raises(ArenatreeError, match="no dataset 'nope'"):
         import_tree(tree_file(base_db, "dict"), "nope", db=db)
@@ -295,6 +298,7 @@ def test_position_index_counts_items_in_id_order(db, base_db, tmp_path):
     assert by_position.sort_index().tolist() == by_idx.sort_index().tolist()
 
 
+@pytest.mark.slow
 def test_tree_page_shows_the_imported_tree_beside_the_built_one(db, base_db, monkeypatch):
     tree_id = import_tree(tree_file(base_db, "dict"), DATASET, db=db, name="evaltree-math")["tree_id"]
     at = open_app_page(db, monkeypatch, "views/tree.py", dataset=DATASET, tree=tree_id)

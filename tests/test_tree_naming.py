@@ -97,6 +97,7 @@ FRAGMENTS = st.sampled_from(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.lists(FRAGMENTS, min_size=1, max_size=6).map(" ".join), min_size=6, max_size=14))
 def test_no_prompt_can_put_markup_into_a_name(prompts: list[str]) -> None:

@@ -63,6 +63,7 @@ def node_title(at: AppTest) -> str:
     return at.subheader[0].value
 
 
+@pytest.mark.slow
 def test_page_shows_the_datasets_newest_tree(tree_db: Path, tree: dict, monkeypatch) -> None:
     at = open_tree_page(tree_db, monkeypatch)
     nodes = tree["nodes"]
@@ -140,6 +141,7 @@ def test_search_finds_a_node_and_the_panel_shows_its_items(tree_db: Path, tree: 
     assert "1 matching prompt" in option
 
 
+@pytest.mark.slow
 def test_breadcrumb_and_children_navigate(tree_db: Path, tree: dict, monkeypatch) -> None:
     nodes = tree["nodes"]
     leaf = int(nodes[nodes["depth"] == nodes["depth"].max()]["node_id"].iloc[0])
@@ -186,6 +188,7 @@ def test_untrusted_prompts_only_ever_appear_as_text(tree_db: Path, tree: dict, m
     assert "&lt;script&gt;" in spec and "<script>" not in spec
 
 
+@pytest.mark.slow
 def test_build_tree_button_builds_the_missing_tree(db: Path, monkeypatch) -> None:
     load(db, "fresh", [topic_batch(30)])
     at = open_tree_page(db, monkeypatch)

@@ -48,6 +48,7 @@ def honest(tmp_path_factory):
     return voter_types(v)
 
 
+@pytest.mark.slow
 def test_simulator_plants_strong_anomalies(planted):
     v, truth, _, _ = planted
     d = v.votes
@@ -81,6 +82,7 @@ def scores(table: pd.DataFrame, planted_type: str, min_votes: int = 20) -> dict[
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("planted_type", list(LABELS))
 def test_precision_and_recall_per_planted_type(planted, planted_type):
     """>= 0.9 for voters with >= 20 votes (measured on this arena: 0.96-1.00, see README)."""
@@ -99,6 +101,7 @@ def test_unbiased_voters_flagged_below_nominal_level(planted):
     assert not table.loc[table["votes"] < 20, "flagged"].any()
 
 
+@pytest.mark.slow
 def test_honest_arena_pvalues_not_below_uniform(honest):
     t = honest.tables["voters"]
     eligible = t[t["votes"] >= 20]

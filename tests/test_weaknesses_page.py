@@ -102,6 +102,7 @@ def prompts_under(db: Path, tree_id: str, node: int) -> list[str]:
         return read.node_items(con, tree_id, node, limit=None)["text"].tolist()
 
 
+@pytest.mark.slow
 def test_page_lists_the_weaknesses_the_pipeline_extracts(scored: dict, monkeypatch) -> None:
     at = open_page(scored["db"], monkeypatch, dataset=ARENA)
     profile = profile_of(scored, "alpha")
@@ -235,6 +236,7 @@ def test_per_instance_weaknesses_and_wrong_answers_first(scored: dict, monkeypat
     assert metrics(at, keep="first")["Overall accuracy"] == f"{60 / 72:.1%}"  # wrong on the 12 SQL items
 
 
+@pytest.mark.slow
 def test_compute_scores_button_for_new_filters(scored: dict, monkeypatch) -> None:
     at = open_page(scored["db"], monkeypatch, dataset=ARENA, judge_kind="human")
     assert "not computed yet" in at.info[0].value
