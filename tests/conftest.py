@@ -5,8 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from pipelines.paths import shared_data_dir
+
+# Property tests draw the same examples on every run (a seed per test), so a run is repeatable
+# and a failure is reproduced by rerunning; ``--hypothesis-seed`` still explores others.
+settings.register_profile("arenatree", derandomize=True)
+settings.load_profile("arenatree")
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -12,9 +12,9 @@ from ..queries import records
 EXAMPLE_IDS = 20  # battle ids kept per table row as evidence in JSON output
 
 
-@dataclass
+@dataclass(frozen=True)
 class Finding:
-    """The result of one audit.
+    """The result of one audit (immutable: a changed finding is a new one, ``dataclasses.replace``).
 
     ``audit``: short key ('anomalous_voters', 'position', ...). ``title``: heading for people.
     ``summary``: one or two sentences in plain words with the numbers. ``headline``: the main

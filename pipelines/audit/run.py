@@ -12,7 +12,7 @@ import importlib
 import inspect
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import duckdb
 
@@ -55,8 +55,7 @@ def call_audit(key: str, votes: AuditVotes, params: dict) -> Finding:
     accepted = inspect.signature(fn).parameters
     t0 = time.perf_counter()
     finding = fn(votes, **{k: v for k, v in params.items() if k in accepted and v is not None})
-    finding.seconds = time.perf_counter() - t0
-    return finding
+    return replace(finding, seconds=time.perf_counter() - t0)
 
 
 @dataclass
